@@ -1,0 +1,462 @@
+"""AuditLog: the one facade. Record, search, prove, verify.
+
+Everything that reaches a store goes through here: the CLI, the HTTP API and the console are
+thin layers over this class, and a Python program can use it directly as an embedded audit
+log (CONTRACT section 7).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from trailkeeper import merkle, tiles
+from trailkeeper.errors import (
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+    VerificationError,
+)
+from trailkeeper.events import check_tenant, now_text, prepare_batch
+from trailkeeper.notes import Checkpoint, SigningKey, VerifierKey, generate_signing_key, load_or_create_key
+from trailkeeper.query import Filter, filter_from_params, format_time, parse_query, parse_time
+from trailkeeper.store import DEFAULT_URL, Store, open_store
+from trailkeeper.store.base import GROUP_BY, AppendRequest, PageQuery, Position, Record, StoredCheckpoint
+from trailkeeper.writer import Writer
+
+DEFAULT_SERVER_NAME = "trailkeeper"
+MAX_LIMIT = 1000
+_FULL_TILE = tiles.TILE_WIDTH * merkle.HASH_SIZE
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of results: the records and the cursor of the next page (None at the end)."""
+
+    events: list[Record]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "next_cursor": self.next_cursor}
+
+
+class _Keys:
+    """Each tenant's signing key: made on first use, kept in a directory of key files (mode
+    0600), never in the database. A store in memory keeps its keys in memory."""
+
+    def __init__(self, directory: Path | None, server_name: str) -> None:
+        self.directory = directory
+        self.server_name = server_name
+        self._keys: dict[str, SigningKey] = {}
+        self._lock = threading.Lock()
+
+    def origin(self, tenant: str) -> str:
+        return f"{self.server_name}/{tenant}"
+
+    def key(self, tenant: str) -> SigningKey:
+        with self._lock:
+            key = self._keys.get(tenant)
+            if key is None:
+                name = self.origin(tenant)
+                if self.directory is None:
+                    key = generate_signing_key(name)
+                else:
+                    key = load_or_create_key(self.directory, tenant, name)
+                self._keys[tenant] = key
+            return key
+
+
+def _key_directory(url: str, key_dir: str | os.PathLike[str] | None) -> Path | None:
+    chosen = key_dir or os.environ.get("TRAILKEEPER_KEY_DIR")
+    if chosen:
+        return Path(chosen)
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path == ":memory:":
+            return None
+        return Path(path + ".keys")
+    return Path("trailkeeper-keys")
+
+
+class AuditLog:
+    """An audit log on one store. Thread-safe; one writer thread commits for every caller."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        key_dir: str | os.PathLike[str] | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        self.store = store
+        name = server_name or os.environ.get("TRAILKEEPER_SERVER_NAME") or DEFAULT_SERVER_NAME
+        self._keys = _Keys(_key_directory(store.url, key_dir), name)
+        self._full_tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._tiles_lock = threading.Lock()
+        self._writer = Writer(store, self._sign_checkpoint)
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        key_dir: str | os.PathLike[str] | None = None,
+        server_name: str | None = None,
+    ) -> AuditLog:
+        return cls(open_store(url), key_dir=key_dir, server_name=server_name)
+
+    def close(self) -> None:
+        """Finish every acknowledged write, sign the last checkpoints, close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self.store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- recording -----------------------------------------------------------------------
+    def record(self, tenant: str, **event: Any) -> Record:
+        """Append one event; return the stored record."""
+        return self.record_many(tenant, [event])[0]
+
+    def record_many(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """Append a batch, all or nothing; return the stored records in order.
+
+        An event whose ``id`` the tenant already holds is not stored again: its first record
+        is returned in its place.
+        """
+        prepared = prepare_batch(tenant, events)
+        if not prepared:
+            return []
+        appended = self._writer.append(AppendRequest(tenant, prepared))
+        records: list[Record] = []
+        for item, event in zip(appended, prepared, strict=True):
+            if item.duplicate:
+                first = self.store.get_by_seq(tenant, item.seq)
+                records.append(first if first is not None else {"id": item.id, "seq": item.seq})
+            else:
+                record = dict(event.record)
+                record["seq"] = item.seq
+                record["leaf_hash"] = item.leaf_hash.hex()
+                records.append(record)
+        return records
+
+    def append_ids(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+        """As :meth:`record_many`, returning only (id, seq) pairs: what ingest acknowledges."""
+        prepared = prepare_batch(tenant, events)
+        if not prepared:
+            return []
+        return [(a.id, a.seq) for a in self._writer.append(AppendRequest(tenant, prepared))]
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, tenant: str, id: str) -> Record | None:  # noqa: A002 - the contract's name
+        check_tenant(tenant)
+        return self.store.get(tenant, id)
+
+    def filter(self, query: str = "", *, since: str | None = None, until: str | None = None, **params: str | None) -> Filter:
+        """The filter of a query string, explicit filters and time bounds, combined."""
+        parsed = parse_query(query) if query else Filter()
+        explicit = filter_from_params(since=since, until=until, **params)
+        return parsed.merge(explicit)
+
+    def search(
+        self,
+        tenant: str,
+        query: str = "",
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: str = "desc",
+        since: str | None = None,
+        until: str | None = None,
+        **filters: str | None,
+    ) -> Page:
+        """A page of records matching the query, newest first unless ``order="asc"``."""
+        check_tenant(tenant)
+        return self.search_filter(
+            tenant, self.filter(query, since=since, until=until, **filters), limit=limit, cursor=cursor, order=order
+        )
+
+    def search_filter(
+        self, tenant: str, query_filter: Filter, *, limit: int = 100, cursor: str | None = None, order: str = "desc"
+    ) -> Page:
+        if order not in ("asc", "desc"):
+            raise InvalidArgument("order", "must be 'asc' or 'desc'")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgument("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+        if cursor:
+            after, below_seq = _open_cursor(cursor, tenant, order)
+        else:
+            after, below_seq = None, self.store.tree_size(tenant)
+        rows = self.store.page(PageQuery(tenant, query_filter, order, limit + 1, after, below_seq))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _make_cursor(tenant, order, rows[-1][0], below_seq) if more else None
+        return Page([record for _, record in rows], next_cursor)
+
+    def iter_search(
+        self, tenant: str, query_filter: Filter, *, order: str = "desc", page_size: int = MAX_LIMIT
+    ) -> Iterator[Record]:
+        """Every matching record, page after page (for exports and timelines)."""
+        cursor: str | None = None
+        while True:
+            page = self.search_filter(tenant, query_filter, limit=page_size, cursor=cursor, order=order)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def workflow_run(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """Every event of a workflow run, oldest first, and its summary."""
+        check_tenant(tenant)
+        events = list(self.iter_search(tenant, self.filter(workflow_run=_exact(run_id)), order="asc"))
+        if not events:
+            raise NotFound(f"no workflow run {run_id!r}")
+        return {"run_id": run_id, "events": events, "summary": summarise_run(events)}
+
+    def stats(self, tenant: str, query: str = "", *, group_by: str, since: str | None = None, until: str | None = None, **filters: str | None) -> dict[str, Any]:
+        """Counts of the matching records per group."""
+        check_tenant(tenant)
+        if group_by not in GROUP_BY:
+            raise InvalidArgument("group_by", f"must be one of {', '.join(GROUP_BY)}")
+        query_filter = self.filter(query, since=since, until=until, **filters)
+        rows = self.store.count(tenant, query_filter, group_by)
+        counts = [
+            {"key": format_time(int(key)) if group_by in ("hour", "day") and key is not None else key, "count": n}
+            for key, n in rows
+        ]
+        return {"group_by": group_by, "total": sum(n for _, n in rows), "counts": counts}
+
+    def follow(self, tenant: str, from_seq: int, limit: int = 1000) -> list[Record]:
+        """Records from ``from_seq`` on, in log order (for ``tail -f``)."""
+        check_tenant(tenant)
+        return self.store.since_seq(tenant, from_seq, limit)
+
+    def tree_size(self, tenant: str) -> int:
+        check_tenant(tenant)
+        return self.store.tree_size(tenant)
+
+    # -- proofs -----------------------------------------------------------------------------
+    def origin(self, tenant: str) -> str:
+        return self._keys.origin(tenant)
+
+    def public_key(self, tenant: str) -> str:
+        """The tenant's C2SP verifier key text."""
+        check_tenant(tenant)
+        recorded = self.store.verifier_key(tenant)
+        if recorded is not None:
+            return recorded
+        return self.store.set_verifier_key(tenant, self._keys.key(tenant).verifier_key)
+
+    def checkpoint(self, tenant: str) -> str:
+        """The latest signed checkpoint, covering every event committed so far."""
+        check_tenant(tenant)
+        latest = self.store.latest_checkpoint(tenant)
+        if latest is None or latest.tree_size < self.store.tree_size(tenant):
+            self._writer.sign_now(tenant)
+            latest = self.store.latest_checkpoint(tenant)
+        if latest is None:
+            # An empty log: sign the empty tree, so that a verifier always has a checkpoint.
+            self._writer.sign_now(tenant)
+            latest = self.store.latest_checkpoint(tenant)
+        if latest is None:
+            raise NotFound(f"tenant {tenant!r} has no checkpoint")
+        return latest.note
+
+    def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
+        check_tenant(tenant)
+        return self.store.checkpoints(tenant)
+
+    def reader(self, tenant: str, tree_size: int) -> tiles.TileReader:
+        """Stored nodes of one tree size; full tiles, which never change, are cached."""
+
+        def fetch(level: int, index: int) -> bytes | None:
+            key = (tenant, level, index)
+            with self._tiles_lock:
+                cached = self._full_tiles.get(key)
+                if cached is not None:
+                    self._full_tiles.move_to_end(key)
+                    return cached
+            stored = self.store.tile(tenant, level, index)
+            if stored is not None and len(stored) == _FULL_TILE:
+                with self._tiles_lock:
+                    self._full_tiles[key] = stored
+                    if len(self._full_tiles) > 4096:
+                        self._full_tiles.popitem(last=False)
+            return stored
+
+        return tiles.TileReader(fetch, tree_size)
+
+    def _check_size(self, tenant: str, tree_size: int, field: str) -> None:
+        if not isinstance(tree_size, int) or tree_size < 0:
+            raise InvalidArgument(field, "must be a non-negative integer")
+        current = self.store.tree_size(tenant)
+        if tree_size > current:
+            raise InvalidArgument(field, f"is beyond the tree, whose size is {current}")
+
+    def inclusion_proof(self, tenant: str, seq: int, tree_size: int) -> dict[str, Any]:
+        """RFC 9162 section 2.1.3 proof that record ``seq`` is in the tree of ``tree_size``."""
+        check_tenant(tenant)
+        self._check_size(tenant, tree_size, "tree_size")
+        if not isinstance(seq, int) or not 0 <= seq < tree_size:
+            raise InvalidArgument("seq", f"must lie in [0, {tree_size})")
+        reader = self.reader(tenant, tree_size)
+        hashes = merkle.inclusion_proof(seq, tree_size, reader.subtree)
+        return {
+            "leaf_index": seq,
+            "tree_size": tree_size,
+            "leaf_hash": _b64(reader.node(0, seq)),
+            "hashes": [_b64(h) for h in hashes],
+        }
+
+    def consistency_proof(self, tenant: str, from_size: int, to_size: int) -> dict[str, Any]:
+        """RFC 9162 section 2.1.4 proof that the tree of ``from_size`` is a prefix of ``to_size``."""
+        check_tenant(tenant)
+        self._check_size(tenant, to_size, "to")
+        if not isinstance(from_size, int) or not 0 < from_size <= to_size:
+            raise InvalidArgument("from", f"must lie in [1, {to_size}]")
+        reader = self.reader(tenant, to_size)
+        hashes = merkle.consistency_proof(from_size, to_size, reader.subtree)
+        return {"from": from_size, "to": to_size, "hashes": [_b64(h) for h in hashes]}
+
+    def root_hash(self, tenant: str, tree_size: int) -> bytes:
+        self._check_size(tenant, tree_size, "tree_size")
+        return self.reader(tenant, tree_size).root()
+
+    def verify(self, tenant: str, progress: Any = None) -> Any:
+        """Recompute every leaf, node and root and check every checkpoint: a report."""
+        from trailkeeper.verify import verify_store
+
+        check_tenant(tenant)
+        return verify_store(self, tenant, progress=progress)
+
+    # -- signing (on the writer thread) -----------------------------------------------------
+    def _sign_checkpoint(self, tenant: str) -> None:
+        size = self.store.tree_size(tenant)
+        latest = self.store.latest_checkpoint(tenant)
+        if latest is not None and latest.tree_size >= size:
+            return
+        reader = self.reader(tenant, size)
+        root = reader.root()
+        key = self._keys.key(tenant)
+        recorded = self.store.set_verifier_key(tenant, key.verifier_key)
+        if recorded != key.verifier_key:
+            raise IntegrityError(
+                f"the signing key of {tenant!r} is not the one its checkpoints were signed with"
+            )
+        if latest is not None:
+            # Never sign a tree that does not extend the last one signed (RFC 9162 2.1.4).
+            try:
+                proof = merkle.consistency_proof(latest.tree_size, size, reader.subtree)
+                merkle.verify_consistency(latest.tree_size, size, proof, bytes(latest.root_hash), root)
+            except VerificationError as exc:
+                raise IntegrityError(
+                    f"refusing to sign size {size}: it is not consistent with the checkpoint of "
+                    f"size {latest.tree_size} ({exc})"
+                ) from exc
+        note = key.sign(Checkpoint(self._keys.origin(tenant), size, root))
+        self.store.add_checkpoint(StoredCheckpoint(tenant, size, root, note, now_text()))
+
+    def verifier(self, tenant: str) -> VerifierKey:
+        return VerifierKey.parse(self.public_key(tenant))
+
+
+def _exact(value: str) -> str:
+    # filter_from_params reads a trailing '*' as a prefix; a run id is matched as written.
+    if value.endswith("*"):
+        raise InvalidArgument("run_id", "must not end with '*'")
+    return value
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _tenant_tag(tenant: str) -> str:
+    return hashlib.sha256(tenant.encode()).hexdigest()[:12]
+
+
+def _make_cursor(tenant: str, order: str, position: Position, below_seq: int | None) -> str:
+    payload = {"t": _tenant_tag(tenant), "o": order, "k": [position.occurred_us, position.seq], "s": below_seq}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _open_cursor(cursor: str, tenant: str, order: str) -> tuple[Position, int | None]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        occurred_us, seq = payload["k"]
+        below = payload["s"]
+        tag, cursor_order = payload["t"], payload["o"]
+        if not all(isinstance(v, int) for v in (occurred_us, seq)) or not (below is None or isinstance(below, int)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("cursor", "is not a cursor this service issued") from None
+    if tag != _tenant_tag(tenant):
+        # A cursor of another tenant says nothing about this one.
+        raise NotFound("no such cursor for this tenant")
+    if cursor_order != order:
+        raise InvalidArgument("cursor", f"was issued for order={cursor_order}, not order={order}")
+    return Position(occurred_us, seq), below
+
+
+def summarise_run(events: Sequence[Record]) -> dict[str, Any]:
+    """What a workflow run did: trigger, start, end, outcome, counts by action, failures."""
+    trigger = next((e["workflow"]["trigger"] for e in events if "trigger" in e.get("workflow", {})), None)
+    actions = [e["action"] for e in events]
+    failures = [
+        {
+            "id": e["id"],
+            "seq": e["seq"],
+            "action": e["action"],
+            "occurred_at": e["occurred_at"],
+            "step": e.get("workflow", {}).get("step"),
+            "description": e.get("description"),
+        }
+        for e in events
+        if e.get("outcome") == "failure"
+    ]
+    finished = [e for e in events if e["action"] in ("workflow.completed", "workflow.failed")]
+    if any(e["action"] == "workflow.failed" for e in finished):
+        outcome = "failure"
+    elif finished:
+        outcome = "failure" if failures else "success"
+    else:
+        outcome = "failure" if failures else "pending"
+    names = [e["workflow"].get("name") for e in events if e.get("workflow", {}).get("name")]
+    return {
+        "trigger": trigger,
+        "name": names[0] if names else None,
+        "started_at": events[0]["occurred_at"],
+        "ended_at": finished[-1]["occurred_at"] if finished else None,
+        "outcome": outcome,
+        "event_count": len(events),
+        "counts": dict(Counter(actions)),
+        "failures": failures,
+    }
+
+
+def parse_bound(value: str | None, field: str) -> int | None:
+    return None if value is None else parse_time(value, field)
+
+
+def tenants_of(log: AuditLog) -> Iterable[str]:
+    return log.store.tenants()

@@ -1,0 +1,67 @@
+"""The export formats of ``GET /v1/export`` and ``trailkeeper export`` (CONTRACT section 4).
+
+:func:`export_lines` turns stored records into the text of one format, a line at a time, so
+that an export of any size streams: it holds one record at a time, never the whole result.
+Every line ends with a newline and no field value can add another (control characters are
+escaped in every format).
+
+- ``ndjson``: the stored records, as they are;
+- ``csv``: a header and fixed columns (RFC 4180), safe to open in a spreadsheet;
+- ``ocsf``: NDJSON of OCSF 1.3.0 events;
+- ``cef``: ArcSight Common Event Format;
+- ``syslog``: RFC 5424 messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from trailkeeper.errors import InvalidArgument
+from trailkeeper.exporters import cef, csv, ndjson, ocsf, syslog
+
+FORMATS: Final = ("ndjson", "csv", "ocsf", "cef", "syslog")
+
+MEDIA_TYPES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ndjson": "application/x-ndjson",
+        "csv": "text/csv; charset=utf-8; header=present",
+        "ocsf": "application/x-ndjson",
+        "cef": "text/plain; charset=utf-8",
+        "syslog": "text/plain; charset=utf-8",
+    }
+)
+
+FILE_EXTENSIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ndjson": ".ndjson",
+        "csv": ".csv",
+        "ocsf": ".ocsf.ndjson",
+        "cef": ".cef",
+        "syslog": ".log",
+    }
+)
+
+_WRITERS: Final[Mapping[str, Callable[[Iterable[Mapping[str, Any]]], Iterator[str]]]] = {
+    "ndjson": ndjson.lines,
+    "csv": csv.lines,
+    "ocsf": ocsf.lines,
+    "cef": cef.lines,
+    "syslog": syslog.lines,
+}
+
+
+def export_lines(format: str, records: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The export of ``records`` in ``format``, one newline-terminated line at a time.
+
+    An unknown format raises :class:`InvalidArgument` here, at the call, before a byte is
+    produced, so that the HTTP API can still answer 400 instead of a broken stream.
+    """
+    writer = _WRITERS.get(format)
+    if writer is None:
+        raise InvalidArgument("format", f"must be one of {', '.join(FORMATS)}, not {format!r}")
+    return writer(records)
+
+
+__all__ = ["FILE_EXTENSIONS", "FORMATS", "MEDIA_TYPES", "export_lines"]

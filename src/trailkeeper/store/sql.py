@@ -1,0 +1,215 @@
+"""SQL shared by the relational stores: filters to WHERE clauses, rows from records.
+
+Each store names its dialect (placeholder, how to match a prefix, a negation, a text term);
+the shape of every query is written once here, so that SQLite and PostgreSQL answer the same
+question the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from trailkeeper.query import Filter, Term
+from trailkeeper.store.base import PageQuery
+
+# Search fields (CONTRACT section 5) to the events table's columns.
+COLUMNS = {
+    "category": "category",
+    "action": "action",
+    "actor": "actor_id",
+    "actor_type": "actor_type",
+    "outcome": "outcome",
+    "integration": "integration",
+    "workflow_run": "workflow_run",
+    "ip": "ip",
+}
+TARGET_COLUMNS = {"target": "id", "target_type": "type"}
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+GROUP_EXPRESSIONS = {
+    "category": "category",
+    "action": "action",
+    "actor": "actor_id",
+    "outcome": "outcome",
+    "integration": "integration",
+    "hour": f"occurred_us - (occurred_us % {HOUR_US})",
+    "day": f"occurred_us - (occurred_us % {DAY_US})",
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def time_us(stored: str) -> int:
+    """A stored time (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as microseconds since the epoch."""
+    moment = datetime.fromisoformat(stored[:-1]).replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_MICROSECOND = datetime.resolution
+
+
+def prefix_upper_bound(prefix: str) -> str:
+    """The least string greater than every string that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+    # SQL matching the free-text terms, given a placeholder for the store's text query.
+    text_clause: str
+    text_query: Callable[[tuple[str, ...]], Any]
+    # A null-safe "is not equal".
+    distinct: str
+
+
+def where(query_filter: Filter, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters, for table alias ``e``."""
+    p = dialect.placeholder
+    clauses = [f"e.tenant = {p}", "e.body IS NOT NULL"]
+    params: list[Any] = [tenant]
+    for term in query_filter.terms:
+        clause, values = _term(term, tenant, dialect)
+        clauses.append(clause)
+        params.extend(values)
+    if query_filter.text:
+        clauses.append(dialect.text_clause.replace("?", p))
+        params.append(dialect.text_query(query_filter.text))
+    if query_filter.after_us is not None:
+        clauses.append(f"e.occurred_us >= {p}")
+        params.append(query_filter.after_us)
+    if query_filter.before_us is not None:
+        clauses.append(f"e.occurred_us < {p}")
+        params.append(query_filter.before_us)
+    return " AND ".join(clauses), params
+
+
+def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    p = dialect.placeholder
+    if term.field in TARGET_COLUMNS:
+        column = TARGET_COLUMNS[term.field]
+        if term.prefix:
+            match, values = f"t.{column} >= {p} AND t.{column} < {p}", [
+                term.value,
+                prefix_upper_bound(term.value),
+            ]
+        else:
+            match, values = f"t.{column} = {p}", [term.value]
+        if not term.prefix and not term.value:
+            match, values = "1 = 1", []
+        inner = f"SELECT t.seq FROM event_targets t WHERE t.tenant = {p} AND {match}"
+        keyword = "NOT IN" if term.negated else "IN"
+        return f"e.seq {keyword} ({inner})", [tenant, *values]
+    column = f"e.{COLUMNS[term.field]}"
+    if term.prefix:
+        clause = f"({column} >= {p} AND {column} < {p})"
+        values = [term.value, prefix_upper_bound(term.value)] if term.value else None
+        if values is None:
+            clause, values = f"{column} IS NOT NULL", []
+        if term.negated:
+            clause = f"({column} IS NULL OR NOT {clause})"
+        return clause, values
+    if term.negated:
+        return f"{column} {dialect.distinct} {p}", [term.value]
+    return f"{column} = {p}", [term.value]
+
+
+def order_by(order: str) -> str:
+    direction = "ASC" if order == "asc" else "DESC"
+    return f"e.occurred_us {direction}, e.seq {direction}"
+
+
+def page_sql(query: PageQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    p = dialect.placeholder
+    clause, params = where(query.filter, query.tenant, dialect)
+    if query.after is not None:
+        comparison = ">" if query.order == "asc" else "<"
+        clause += f" AND (e.occurred_us, e.seq) {comparison} ({p}, {p})"
+        params += [query.after.occurred_us, query.after.seq]
+    if query.below_seq is not None:
+        clause += f" AND e.seq < {p}"
+        params.append(query.below_seq)
+    sql = (
+        "SELECT e.occurred_us, e.seq, e.body, e.leaf_hash FROM events e "
+        f"WHERE {clause} ORDER BY {order_by(query.order)} LIMIT {p}"
+    )
+    return sql, [*params, query.limit]
+
+
+def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    clause, params = where(query_filter, tenant, dialect)
+    expression = GROUP_EXPRESSIONS[group_by]
+    sql = (
+        f"SELECT {expression} AS bucket, count(*) FROM events e WHERE {clause} "
+        f"GROUP BY bucket ORDER BY count(*) DESC, bucket"
+    )
+    if group_by in ("hour", "day"):
+        sql = f"SELECT {expression} AS bucket, count(*) FROM events e WHERE {clause} GROUP BY bucket ORDER BY bucket"
+    return sql, params
+
+
+def search_text(record: dict[str, Any]) -> str:
+    """What free-text search sees of a record: its description, names and metadata values."""
+    parts: list[str] = []
+    if "description" in record:
+        parts.append(record["description"])
+    actor = record["actor"]
+    parts.extend(actor[k] for k in ("name", "email") if k in actor)
+    for target in record.get("targets", ()):
+        if "name" in target:
+            parts.append(target["name"])
+    workflow = record.get("workflow")
+    if workflow:
+        parts.extend(workflow[k] for k in ("name", "trigger", "step") if k in workflow)
+    if "metadata" in record:
+        parts.extend(_values(record["metadata"]))
+    return "\n".join(parts)
+
+
+def _values(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _values(item)
+    elif isinstance(value, str):
+        yield value
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def index_columns(record: dict[str, Any], occurred_us: int) -> tuple[Any, ...]:
+    """The searchable columns of a record, in the order of ``INDEX_COLUMN_NAMES``."""
+    integration = record.get("integration")
+    workflow = record.get("workflow")
+    context = record.get("context")
+    actor = record["actor"]
+    return (
+        occurred_us,
+        record["category"],
+        record["action"],
+        record["outcome"],
+        actor["type"],
+        actor["id"],
+        integration["provider"] if integration else None,
+        workflow["run_id"] if workflow else None,
+        context.get("ip") if context else None,
+    )
+
+
+INDEX_COLUMN_NAMES = (
+    "occurred_us",
+    "category",
+    "action",
+    "outcome",
+    "actor_type",
+    "actor_id",
+    "integration",
+    "workflow_run",
+    "ip",
+)

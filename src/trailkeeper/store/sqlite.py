@@ -1,0 +1,494 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One writer (the facade's writer thread) holds its own connection; every other thread reads
+through a connection of its own, which WAL lets run beside the writer. ``synchronous=FULL``
+makes a commit durable before the writer acknowledges it: an acknowledged event survives a
+power cut, and group commit spreads the cost of that fsync over every caller waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from trailkeeper import tiles
+from trailkeeper.errors import InvalidArgument
+from trailkeeper.query import Filter
+from trailkeeper.store.base import (
+    ApiKey,
+    Appended,
+    AppendRequest,
+    Head,
+    PageQuery,
+    Position,
+    Record,
+    Store,
+    StoredCheckpoint,
+    StoredLeaf,
+    with_leaf_hash,
+)
+from trailkeeper.store.migrations import SQLITE_MIGRATIONS
+from trailkeeper.store.sql import (
+    INDEX_COLUMN_NAMES,
+    Dialect,
+    count_sql,
+    index_columns,
+    page_sql,
+    search_text,
+    time_us,
+)
+
+
+def _fts_query(words: tuple[str, ...]) -> str:
+    # Each term is one FTS5 phrase (a quoted string, quotes doubled): words and phrases
+    # match as written, and no user text is ever read as FTS5 query syntax.
+    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+DIALECT = Dialect(
+    placeholder="?",
+    text_clause="e.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+    text_query=_fts_query,
+    distinct="IS NOT",
+)
+
+_INSERT_EVENT = (
+    "INSERT INTO events (tenant, seq, id, leaf_hash, body, "
+    + ", ".join(INDEX_COLUMN_NAMES)
+    + ") VALUES (?, ?, ?, ?, ?, "
+    + ", ".join("?" for _ in INDEX_COLUMN_NAMES)
+    + ")"
+)
+
+
+class _EdgeCache:
+    """The writer's view of a tenant's right edge: tree size and partial tiles.
+
+    Only the writer appends to a SQLite file, so the edge read once stays true until the
+    writer changes it; it is dropped when a transaction rolls back.
+    """
+
+    def __init__(self) -> None:
+        self.edges: dict[str, tuple[int, dict[int, bytes]]] = {}
+
+
+class SQLiteStore(Store):
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.path = path
+        self._memory = path == ":memory:"
+        if self._memory:
+            # A shared in-memory database, alive while the writer connection is open.
+            self._target = f"file:trailkeeper-{id(self)}?mode=memory&cache=shared"
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._target = Path(path).absolute().as_uri()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._write_lock = threading.RLock()
+        self._edges = _EdgeCache()
+        self._migrate()
+
+    # -- connections ----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            opened = getattr(self, "_readers", None)
+            if opened is None:
+                opened = self._readers = []
+            opened.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                current = row[0] or 0
+                for version, script in SQLITE_MIGRATIONS:
+                    if version > current:
+                        for statement in script:
+                            conn.execute(statement)
+                        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._reader().execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0])
+
+    # -- writes -------------------------------------------------------------------------
+    def _edge(self, conn: sqlite3.Connection, tenant: str) -> tuple[int, dict[int, bytes]]:
+        cached = self._edges.edges.get(tenant)
+        if cached is not None:
+            return cached
+        row = conn.execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,)).fetchone()
+        size = row[0] if row else 0
+        edge: dict[int, bytes] = {}
+        for level, index in tiles.edge_tiles(size):
+            got = conn.execute(
+                "SELECT hashes FROM tiles WHERE tenant = ? AND level = ? AND idx = ?",
+                (tenant, level, index),
+            ).fetchone()
+            if got is not None:
+                edge[level] = got[0]
+        return size, edge
+
+    def append(self, requests: Sequence[AppendRequest]) -> tuple[list[list[Appended]], list[Head]]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            edges = dict(self._edges.edges)
+            try:
+                results = [self._append_one(conn, edges, request) for request in requests]
+                heads = []
+                for tenant, (size, edge) in edges.items():
+                    if tenant in {r.tenant for r in requests}:
+                        root = _root(conn, tenant, size, edge)
+                        conn.execute(
+                            "INSERT INTO heads (tenant, tree_size, root_hash) VALUES (?, ?, ?) "
+                            "ON CONFLICT (tenant) DO UPDATE SET tree_size = excluded.tree_size, "
+                            "root_hash = excluded.root_hash",
+                            (tenant, size, root),
+                        )
+                        heads.append(Head(tenant, size, root))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._edges.edges = edges
+            return results, heads
+
+    def _append_one(
+        self,
+        conn: sqlite3.Connection,
+        edges: dict[str, tuple[int, dict[int, bytes]]],
+        request: AppendRequest,
+    ) -> list[Appended]:
+        tenant = request.tenant
+        size, edge = edges.get(tenant) or self._edge(conn, tenant)
+        ids = [p.id for p in request.events]
+        known: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                conn.execute(
+                    f"SELECT id, seq FROM events WHERE tenant = ? AND id IN ({marks})",
+                    (tenant, *chunk),
+                ).fetchall()
+            )
+        out: list[Appended] = []
+        rows: list[tuple[Any, ...]] = []
+        target_rows: list[tuple[Any, ...]] = []
+        text_rows: list[tuple[Any, ...]] = []
+        leaf_hashes: list[bytes] = []
+        seq = size
+        sha256 = hashlib.sha256
+        for prepared in request.events:
+            first = known.get(prepared.id)
+            if first is not None:
+                out.append(Appended(prepared.id, first, b"", duplicate=True))
+                continue
+            body = prepared.leaf_bytes(seq)
+            leaf = sha256(b"\x00" + body).digest()
+            record = prepared.record
+            rows.append(
+                (tenant, seq, prepared.id, leaf, body, *index_columns(record, time_us(record["occurred_at"])))
+            )
+            for target in record.get("targets", ()):
+                target_rows.append((tenant, seq, target["type"], target["id"]))
+            text = search_text(record)
+            if text:
+                text_rows.append((seq, text))
+            leaf_hashes.append(leaf)
+            known[prepared.id] = seq
+            out.append(Appended(prepared.id, seq, leaf))
+            seq += 1
+        if rows:
+            conn.executemany(_INSERT_EVENT, rows)
+            if target_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO event_targets (tenant, seq, type, id) VALUES (?, ?, ?, ?)",
+                    target_rows,
+                )
+            if text_rows:
+                conn.executemany(
+                    "INSERT INTO events_fts (rowid, text) "
+                    "SELECT row, ? FROM events WHERE tenant = ? AND seq = ?",
+                    [(text, tenant, s) for s, text in text_rows],
+                )
+            new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
+            conn.executemany(
+                "INSERT OR REPLACE INTO tiles (tenant, level, idx, hashes) VALUES (?, ?, ?, ?)",
+                [(tenant, t.level, t.index, t.hashes) for t in written],
+            )
+            edges[tenant] = (seq, new_edge)
+        else:
+            edges[tenant] = (size, edge)
+        return out
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR IGNORE INTO checkpoints (tenant, tree_size, root_hash, note, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    checkpoint.tenant,
+                    checkpoint.tree_size,
+                    checkpoint.root_hash,
+                    checkpoint.note,
+                    checkpoint.created_at,
+                ),
+            )
+
+    # -- the tree -----------------------------------------------------------------------
+    def tree_size(self, tenant: str) -> int:
+        row = self._reader().execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def tile(self, tenant: str, level: int, index: int) -> bytes | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT hashes FROM tiles WHERE tenant = ? AND level = ? AND idx = ?",
+                (tenant, level, index),
+            )
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def tiles(self, tenant: str) -> Iterator[tuple[int, int, bytes]]:
+        cursor = self._reader().execute(
+            "SELECT level, idx, hashes FROM tiles WHERE tenant = ? ORDER BY level, idx", (tenant,)
+        )
+        for level, index, hashes in cursor:
+            yield level, index, bytes(hashes)
+
+    def leaves(self, tenant: str, start: int = 0) -> Iterator[StoredLeaf]:
+        names = ", ".join(INDEX_COLUMN_NAMES)
+        cursor = self._connect().execute(
+            f"SELECT seq, body, leaf_hash, {names} FROM events WHERE tenant = ? AND seq >= ? ORDER BY seq",
+            (tenant, start),
+        )
+        try:
+            for row in cursor:
+                yield StoredLeaf(row[0], row[1], row[2], dict(zip(INDEX_COLUMN_NAMES, row[3:], strict=True)))
+        finally:
+            cursor.connection.close()
+
+    def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
+        rows = self._reader().execute(
+            "SELECT tenant, tree_size, root_hash, note, created_at FROM checkpoints "
+            "WHERE tenant = ? ORDER BY tree_size",
+            (tenant,),
+        )
+        return [StoredCheckpoint(*row) for row in rows]
+
+    def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT tenant, tree_size, root_hash, note, created_at FROM checkpoints "
+                "WHERE tenant = ? ORDER BY tree_size DESC LIMIT 1",
+                (tenant,),
+            )
+            .fetchone()
+        )
+        return StoredCheckpoint(*row) if row else None
+
+    def tenants(self) -> list[str]:
+        rows = self._reader().execute("SELECT tenant FROM heads ORDER BY tenant")
+        return [row[0] for row in rows]
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, tenant: str, event_id: str) -> Record | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT body, leaf_hash FROM events WHERE tenant = ? AND id = ? AND body IS NOT NULL",
+                (tenant, event_id),
+            )
+            .fetchone()
+        )
+        return with_leaf_hash(row[0], row[1]) if row else None
+
+    def get_by_seq(self, tenant: str, seq: int) -> Record | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT body, leaf_hash FROM events WHERE tenant = ? AND seq = ? AND body IS NOT NULL",
+                (tenant, seq),
+            )
+            .fetchone()
+        )
+        return with_leaf_hash(row[0], row[1]) if row else None
+
+    def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
+        sql, params = page_sql(query, DIALECT)
+        try:
+            rows = self._reader().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "fts5" in str(exc):
+                raise InvalidArgument("q", f"text search: {exc}") from None
+            raise
+        return [(Position(o, s), with_leaf_hash(body, leaf)) for o, s, body, leaf in rows]
+
+    def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
+        sql, params = count_sql(filter, tenant, group_by, DIALECT)
+        rows = self._reader().execute(sql, params).fetchall()
+        return [(None if key is None else str(key), int(n)) for key, n in rows]
+
+    def since_seq(self, tenant: str, seq: int, limit: int) -> list[Record]:
+        rows = self._reader().execute(
+            "SELECT body, leaf_hash FROM events WHERE tenant = ? AND seq >= ? AND body IS NOT NULL "
+            "ORDER BY seq LIMIT ?",
+            (tenant, seq, limit),
+        )
+        return [with_leaf_hash(body, leaf) for body, leaf in rows]
+
+    # -- keys ---------------------------------------------------------------------------
+    def add_key(self, key: ApiKey, secret_hash: bytes) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO api_keys (id, tenant, secret_hash, scopes, name, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, key.tenant, secret_hash, " ".join(key.scopes), key.name, key.created_at),
+            )
+
+    _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
+
+    @staticmethod
+    def _key(row: Sequence[Any]) -> ApiKey:
+        return ApiKey(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6])
+
+    def key_by_hash(self, secret_hash: bytes) -> ApiKey | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,))
+            .fetchone()
+        )
+        return self._key(row) if row else None
+
+    def keys(self, tenant: str | None = None) -> list[ApiKey]:
+        if tenant is None:
+            rows = self._reader().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")
+        else:
+            rows = self._reader().execute(
+                f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE tenant = ? ORDER BY created_at, id",
+                (tenant,),
+            )
+        return [self._key(row) for row in rows]
+
+    def revoke_key(self, key_id: str, when: str) -> ApiKey | None:
+        with self._write_lock:
+            self._writer.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (when, key_id)
+            )
+            row = self._writer.execute(
+                f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        return self._key(row) if row else None
+
+    def touch_key(self, key_id: str, when: str) -> None:
+        with self._write_lock:
+            self._writer.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (when, key_id))
+
+    # -- tenant settings and retention ---------------------------------------------------
+    def verifier_key(self, tenant: str) -> str | None:
+        row = (
+            self._reader()
+            .execute("SELECT verifier_key FROM tenant_keys WHERE tenant = ?", (tenant,))
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def set_verifier_key(self, tenant: str, verifier_key: str) -> str:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR IGNORE INTO tenant_keys (tenant, verifier_key) VALUES (?, ?)",
+                (tenant, verifier_key),
+            )
+            row = self._writer.execute(
+                "SELECT verifier_key FROM tenant_keys WHERE tenant = ?", (tenant,)
+            ).fetchone()
+        return str(row[0])
+
+    def purge(self, tenant: str, before_us: int) -> int:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT row, body FROM events WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
+                    (tenant, before_us),
+                ).fetchall()
+                for row, body in rows:
+                    text = search_text(with_leaf_hash(body, b""))
+                    if text:
+                        # A contentless FTS5 index forgets a row when told the text it indexed.
+                        conn.execute(
+                            "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)",
+                            (row, text),
+                        )
+                conn.execute(
+                    "UPDATE events SET body = NULL WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
+                    (tenant, before_us),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def close(self) -> None:
+        for conn in getattr(self, "_readers", []):
+            conn.close()
+        self._writer.close()
+
+
+def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, bytes]) -> bytes:
+    """The root of a tenant's tree, from its edge tiles (every node the root needs is in the
+    partial tiles of the right edge) and, failing that, the stored tiles."""
+    partial = dict(tiles.edge_tiles(size))
+
+    def fetch(level: int, index: int) -> bytes | None:
+        if partial.get(level) == index and level in edge:
+            return edge[level]
+        row = conn.execute(
+            "SELECT hashes FROM tiles WHERE tenant = ? AND level = ? AND idx = ?", (tenant, level, index)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    return tiles.TileReader(fetch, size).root()
+
+
+def open_sqlite(url: str) -> SQLiteStore:
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``."""
+    if not url.startswith("sqlite:///"):
+        raise InvalidArgument("db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise InvalidArgument("db", "the SQLite URL names no file")
+    return SQLiteStore(url, path)
