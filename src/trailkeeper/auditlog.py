@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,13 +28,29 @@ from trailkeeper.errors import (
     VerificationError,
 )
 from trailkeeper.events import check_tenant, now_text, prepare_batch
-from trailkeeper.notes import Checkpoint, SigningKey, VerifierKey, generate_signing_key, load_or_create_key
+from trailkeeper.notes import (
+    Checkpoint,
+    SigningKey,
+    VerifierKey,
+    generate_signing_key,
+    load_or_create_key,
+)
 from trailkeeper.query import Filter, filter_from_params, format_time, parse_query, parse_time
 from trailkeeper.store import DEFAULT_URL, Store, open_store
-from trailkeeper.store.base import GROUP_BY, AppendRequest, PageQuery, Position, Record, StoredCheckpoint
+from trailkeeper.store.base import (
+    GROUP_BY,
+    ApiKey,
+    AppendRequest,
+    PageQuery,
+    Position,
+    Record,
+    StoredCheckpoint,
+)
 from trailkeeper.writer import Writer
 
 DEFAULT_SERVER_NAME = "trailkeeper"
+SCOPES = ("events:write", "events:read", "admin")
+SYSTEM_ACTOR = {"type": "system", "id": "trailkeeper"}
 MAX_LIMIT = 1000
 _FULL_TILE = tiles.TILE_WIDTH * merkle.HASH_SIZE
 
@@ -127,7 +144,10 @@ class AuditLog:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -166,11 +186,18 @@ class AuditLog:
         return [(a.id, a.seq) for a in self._writer.append(AppendRequest(tenant, prepared))]
 
     # -- reading ---------------------------------------------------------------------------
-    def get(self, tenant: str, id: str) -> Record | None:  # noqa: A002 - the contract's name
+    def get(self, tenant: str, id: str) -> Record | None:
         check_tenant(tenant)
         return self.store.get(tenant, id)
 
-    def filter(self, query: str = "", *, since: str | None = None, until: str | None = None, **params: str | None) -> Filter:
+    def filter(
+        self,
+        query: str = "",
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        **params: str | None,
+    ) -> Filter:
         """The filter of a query string, explicit filters and time bounds, combined."""
         parsed = parse_query(query) if query else Filter()
         explicit = filter_from_params(since=since, until=until, **params)
@@ -191,11 +218,21 @@ class AuditLog:
         """A page of records matching the query, newest first unless ``order="asc"``."""
         check_tenant(tenant)
         return self.search_filter(
-            tenant, self.filter(query, since=since, until=until, **filters), limit=limit, cursor=cursor, order=order
+            tenant,
+            self.filter(query, since=since, until=until, **filters),
+            limit=limit,
+            cursor=cursor,
+            order=order,
         )
 
     def search_filter(
-        self, tenant: str, query_filter: Filter, *, limit: int = 100, cursor: str | None = None, order: str = "desc"
+        self,
+        tenant: str,
+        query_filter: Filter,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: str = "desc",
     ) -> Page:
         if order not in ("asc", "desc"):
             raise InvalidArgument("order", "must be 'asc' or 'desc'")
@@ -217,7 +254,9 @@ class AuditLog:
         """Every matching record, page after page (for exports and timelines)."""
         cursor: str | None = None
         while True:
-            page = self.search_filter(tenant, query_filter, limit=page_size, cursor=cursor, order=order)
+            page = self.search_filter(
+                tenant, query_filter, limit=page_size, cursor=cursor, order=order
+            )
             yield from page.events
             if page.next_cursor is None:
                 return
@@ -226,12 +265,23 @@ class AuditLog:
     def workflow_run(self, tenant: str, run_id: str) -> dict[str, Any]:
         """Every event of a workflow run, oldest first, and its summary."""
         check_tenant(tenant)
-        events = list(self.iter_search(tenant, self.filter(workflow_run=_exact(run_id)), order="asc"))
+        events = list(
+            self.iter_search(tenant, self.filter(workflow_run=_exact(run_id)), order="asc")
+        )
         if not events:
             raise NotFound(f"no workflow run {run_id!r}")
         return {"run_id": run_id, "events": events, "summary": summarise_run(events)}
 
-    def stats(self, tenant: str, query: str = "", *, group_by: str, since: str | None = None, until: str | None = None, **filters: str | None) -> dict[str, Any]:
+    def stats(
+        self,
+        tenant: str,
+        query: str = "",
+        *,
+        group_by: str,
+        since: str | None = None,
+        until: str | None = None,
+        **filters: str | None,
+    ) -> dict[str, Any]:
         """Counts of the matching records per group."""
         check_tenant(tenant)
         if group_by not in GROUP_BY:
@@ -239,7 +289,12 @@ class AuditLog:
         query_filter = self.filter(query, since=since, until=until, **filters)
         rows = self.store.count(tenant, query_filter, group_by)
         counts = [
-            {"key": format_time(int(key)) if group_by in ("hour", "day") and key is not None else key, "count": n}
+            {
+                "key": format_time(int(key))
+                if group_by in ("hour", "day") and key is not None
+                else key,
+                "count": n,
+            }
             for key, n in rows
         ]
         return {"group_by": group_by, "total": sum(n for _, n in rows), "counts": counts}
@@ -365,7 +420,9 @@ class AuditLog:
             # Never sign a tree that does not extend the last one signed (RFC 9162 2.1.4).
             try:
                 proof = merkle.consistency_proof(latest.tree_size, size, reader.subtree)
-                merkle.verify_consistency(latest.tree_size, size, proof, bytes(latest.root_hash), root)
+                merkle.verify_consistency(
+                    latest.tree_size, size, proof, bytes(latest.root_hash), root
+                )
             except VerificationError as exc:
                 raise IntegrityError(
                     f"refusing to sign size {size}: it is not consistent with the checkpoint of "
@@ -377,12 +434,74 @@ class AuditLog:
     def verifier(self, tenant: str) -> VerifierKey:
         return VerifierKey.parse(self.public_key(tenant))
 
+    # -- API keys -----------------------------------------------------------------------------
+    def create_key(
+        self,
+        tenant: str,
+        scopes: Sequence[str],
+        *,
+        name: str | None = None,
+        actor: Mapping[str, str] | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new API key of one tenant: its record and its secret, which is shown only now
+        (only its SHA-256 is stored). Recorded in the tenant's log as ``audit.key.created``."""
+        check_tenant(tenant)
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if not scopes or unknown:
+            raise InvalidArgument(
+                "scope", f"must be among {', '.join(SCOPES)} (got {', '.join(unknown) or 'none'})"
+            )
+        key_id = "key_" + secrets.token_hex(6)
+        secret = f"tk_{key_id[4:]}_{secrets.token_urlsafe(24)}"
+        key = ApiKey(key_id, tenant, tuple(dict.fromkeys(scopes)), now_text(), name=name)
+        self.store.add_key(key, _secret_hash(secret))
+        self.record(
+            tenant,
+            category="system",
+            action="audit.key.created",
+            actor=dict(actor or SYSTEM_ACTOR),
+            targets=[{"type": "api_key", "id": key_id}],
+            metadata={"scopes": list(key.scopes)},
+        )
+        return key, secret
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key a secret belongs to, or None (unknown or revoked)."""
+        key = self.store.key_by_hash(_secret_hash(secret))
+        if key is None or key.revoked_at is not None:
+            return None
+        return key
+
+    def keys(self, tenant: str | None = None) -> list[ApiKey]:
+        if tenant is not None:
+            check_tenant(tenant)
+        return self.store.keys(tenant)
+
+    def revoke_key(self, key_id: str, *, actor: Mapping[str, str] | None = None) -> ApiKey:
+        """Revoke a key at once; recorded in its tenant's log as ``audit.key.revoked``."""
+        key = self.store.revoke_key(key_id, now_text())
+        if key is None:
+            raise NotFound(f"no key {key_id!r}")
+        self.record(
+            key.tenant,
+            category="system",
+            action="audit.key.revoked",
+            actor=dict(actor or SYSTEM_ACTOR),
+            targets=[{"type": "api_key", "id": key_id}],
+        )
+        return key
+
 
 def _exact(value: str) -> str:
     # filter_from_params reads a trailing '*' as a prefix; a run id is matched as written.
     if value.endswith("*"):
         raise InvalidArgument("run_id", "must not end with '*'")
     return value
+
+
+def _secret_hash(secret: str) -> bytes:
+    # Keys are long random strings, so one SHA-256 is enough: nothing to brute-force.
+    return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
 def _b64(data: bytes) -> str:
@@ -394,7 +513,12 @@ def _tenant_tag(tenant: str) -> str:
 
 
 def _make_cursor(tenant: str, order: str, position: Position, below_seq: int | None) -> str:
-    payload = {"t": _tenant_tag(tenant), "o": order, "k": [position.occurred_us, position.seq], "s": below_seq}
+    payload = {
+        "t": _tenant_tag(tenant),
+        "o": order,
+        "k": [position.occurred_us, position.seq],
+        "s": below_seq,
+    }
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -406,7 +530,9 @@ def _open_cursor(cursor: str, tenant: str, order: str) -> tuple[Position, int | 
         occurred_us, seq = payload["k"]
         below = payload["s"]
         tag, cursor_order = payload["t"], payload["o"]
-        if not all(isinstance(v, int) for v in (occurred_us, seq)) or not (below is None or isinstance(below, int)):
+        if not all(isinstance(v, int) for v in (occurred_us, seq)) or not (
+            below is None or isinstance(below, int)
+        ):
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise InvalidArgument("cursor", "is not a cursor this service issued") from None
@@ -420,7 +546,9 @@ def _open_cursor(cursor: str, tenant: str, order: str) -> tuple[Position, int | 
 
 def summarise_run(events: Sequence[Record]) -> dict[str, Any]:
     """What a workflow run did: trigger, start, end, outcome, counts by action, failures."""
-    trigger = next((e["workflow"]["trigger"] for e in events if "trigger" in e.get("workflow", {})), None)
+    trigger = next(
+        (e["workflow"]["trigger"] for e in events if "trigger" in e.get("workflow", {})), None
+    )
     actions = [e["action"] for e in events]
     failures = [
         {

@@ -16,12 +16,10 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, Required
 
-from typing_extensions import NotRequired, Required, TypedDict
-
-import rfc8785
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from trailkeeper.canonical import MAX_SAFE_INTEGER, canonical_json
 from trailkeeper.errors import FieldError, InvalidArgument, InvalidEvent
@@ -92,7 +90,9 @@ class Context(TypedDict, total=False):
 class Event(TypedDict, total=False):
     id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
     occurred_at: Annotated[str, StringConstraints(max_length=64)]
-    category: Required[Literal["authentication", "user_activity", "integration", "workflow", "system"]]
+    category: Required[
+        Literal["authentication", "user_activity", "integration", "workflow", "system"]
+    ]
     action: Required[Annotated[str, StringConstraints(max_length=128, pattern=ACTION_PATTERN)]]
     outcome: Literal["success", "failure", "pending", "unknown"]
     actor: Required[Actor]
@@ -110,7 +110,8 @@ _event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 def check_tenant(tenant: object) -> str:
     if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant):
         raise InvalidArgument(
-            "tenant", "must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+            "tenant",
+            "must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
         )
     return tenant
 
@@ -170,7 +171,12 @@ def _message(error: Any) -> str:
             return "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
         if field == "provider":
             return "must be 1-64 characters of a-z, 0-9, '_', '.' and '-'"
-    return str(error["msg"]).rstrip(".").replace("Input should", "must").replace("String should", "must")
+    return (
+        str(error["msg"])
+        .rstrip(".")
+        .replace("Input should", "must")
+        .replace("String should", "must")
+    )
 
 
 def _lone_surrogate_paths(value: Any, path: str) -> Iterable[str]:
@@ -293,7 +299,7 @@ class Prepared:
         return str(self.record["id"])
 
     def leaf_bytes(self, seq: int) -> bytes:
-        return b"%s,\"seq\":%d,%s" % (self.head, seq, self.tail)
+        return b'%s,"seq":%d,%s' % (self.head, seq, self.tail)
 
 
 def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 0) -> Prepared:
@@ -302,7 +308,9 @@ def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 
     record = dict(raw)
     if "id" not in record:
         record["id"] = uuid7()
-    record["occurred_at"] = normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
+    record["occurred_at"] = (
+        normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
+    )
     record.setdefault("outcome", "success")
     record["received_at"] = received_at
     record["tenant"] = tenant

@@ -93,10 +93,13 @@ def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
     if term.field in TARGET_COLUMNS:
         column = TARGET_COLUMNS[term.field]
         if term.prefix:
-            match, values = f"t.{column} >= {p} AND t.{column} < {p}", [
-                term.value,
-                prefix_upper_bound(term.value),
-            ]
+            match, values = (
+                f"t.{column} >= {p} AND t.{column} < {p}",
+                [
+                    term.value,
+                    prefix_upper_bound(term.value),
+                ],
+            )
         else:
             match, values = f"t.{column} = {p}", [term.value]
         if not term.prefix and not term.value:
@@ -140,15 +143,17 @@ def page_sql(query: PageQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     return sql, [*params, query.limit]
 
 
-def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect) -> tuple[str, list[Any]]:
+def count_sql(
+    query_filter: Filter, tenant: str, group_by: str, dialect: Dialect
+) -> tuple[str, list[Any]]:
     clause, params = where(query_filter, tenant, dialect)
     expression = GROUP_EXPRESSIONS[group_by]
+    # Time buckets read best in time order; the other groups, largest first.
+    ordering = "bucket" if group_by in ("hour", "day") else "count(*) DESC, bucket"
     sql = (
         f"SELECT {expression} AS bucket, count(*) FROM events e WHERE {clause} "
-        f"GROUP BY bucket ORDER BY count(*) DESC, bucket"
+        f"GROUP BY bucket ORDER BY {ordering}"
     )
-    if group_by in ("hour", "day"):
-        sql = f"SELECT {expression} AS bucket, count(*) FROM events e WHERE {clause} GROUP BY bucket ORDER BY bucket"
     return sql, params
 
 

@@ -95,7 +95,9 @@ class SQLiteStore(Store):
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self._target, uri=True, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout = 10000")
         if not self._memory:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -215,7 +217,14 @@ class SQLiteStore(Store):
             leaf = sha256(b"\x00" + body).digest()
             record = prepared.record
             rows.append(
-                (tenant, seq, prepared.id, leaf, body, *index_columns(record, time_us(record["occurred_at"])))
+                (
+                    tenant,
+                    seq,
+                    prepared.id,
+                    leaf,
+                    body,
+                    *index_columns(record, time_us(record["occurred_at"])),
+                )
             )
             for target in record.get("targets", ()):
                 target_rows.append((tenant, seq, target["type"], target["id"]))
@@ -265,7 +274,11 @@ class SQLiteStore(Store):
 
     # -- the tree -----------------------------------------------------------------------
     def tree_size(self, tenant: str) -> int:
-        row = self._reader().execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,)).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,))
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     def tile(self, tenant: str, level: int, index: int) -> bytes | None:
@@ -294,7 +307,9 @@ class SQLiteStore(Store):
         )
         try:
             for row in cursor:
-                yield StoredLeaf(row[0], row[1], row[2], dict(zip(INDEX_COLUMN_NAMES, row[3:], strict=True)))
+                yield StoredLeaf(
+                    row[0], row[1], row[2], dict(zip(INDEX_COLUMN_NAMES, row[3:], strict=True))
+                )
         finally:
             cursor.connection.close()
 
@@ -386,14 +401,18 @@ class SQLiteStore(Store):
     def key_by_hash(self, secret_hash: bytes) -> ApiKey | None:
         row = (
             self._reader()
-            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,))
+            .execute(
+                f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,)
+            )
             .fetchone()
         )
         return self._key(row) if row else None
 
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is None:
-            rows = self._reader().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")
+            rows = self._reader().execute(
+                f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            )
         else:
             rows = self._reader().execute(
                 f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE tenant = ? ORDER BY created_at, id",
@@ -404,7 +423,8 @@ class SQLiteStore(Store):
     def revoke_key(self, key_id: str, when: str) -> ApiKey | None:
         with self._write_lock:
             self._writer.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (when, key_id)
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (when, key_id),
             )
             row = self._writer.execute(
                 f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
@@ -413,7 +433,9 @@ class SQLiteStore(Store):
 
     def touch_key(self, key_id: str, when: str) -> None:
         with self._write_lock:
-            self._writer.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (when, key_id))
+            self._writer.execute(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (when, key_id)
+            )
 
     # -- tenant settings and retention ---------------------------------------------------
     def verifier_key(self, tenant: str) -> str | None:
@@ -477,7 +499,8 @@ def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, byte
         if partial.get(level) == index and level in edge:
             return edge[level]
         row = conn.execute(
-            "SELECT hashes FROM tiles WHERE tenant = ? AND level = ? AND idx = ?", (tenant, level, index)
+            "SELECT hashes FROM tiles WHERE tenant = ? AND level = ? AND idx = ?",
+            (tenant, level, index),
         ).fetchone()
         return bytes(row[0]) if row else None
 
@@ -487,7 +510,9 @@ def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, byte
 def open_sqlite(url: str) -> SQLiteStore:
     """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``."""
     if not url.startswith("sqlite:///"):
-        raise InvalidArgument("db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}")
+        raise InvalidArgument(
+            "db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}"
+        )
     path = url[len("sqlite:///") :]
     if not path:
         raise InvalidArgument("db", "the SQLite URL names no file")
