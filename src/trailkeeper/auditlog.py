@@ -15,6 +15,7 @@ import secrets
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,7 @@ from trailkeeper.store import DEFAULT_URL, Store, open_store
 from trailkeeper.store.base import (
     GROUP_BY,
     ApiKey,
+    Appended,
     AppendRequest,
     PageQuery,
     Position,
@@ -178,6 +180,11 @@ class AuditLog:
                 records.append(record)
         return records
 
+    def record_later(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> Future[list[Appended]]:
+        """Validate now, append in the background: for events the service records about its
+        own work (reads of the log), which must not make the reader wait for a commit."""
+        return self._writer.submit(AppendRequest(tenant, prepare_batch(tenant, events)))
+
     def append_ids(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
         """As :meth:`record_many`, returning only (id, seq) pairs: what ingest acknowledges."""
         prepared = prepare_batch(tenant, events)
@@ -254,9 +261,7 @@ class AuditLog:
         """Every matching record, page after page (for exports and timelines)."""
         cursor: str | None = None
         while True:
-            page = self.search_filter(
-                tenant, query_filter, limit=page_size, cursor=cursor, order=order
-            )
+            page = self.search_filter(tenant, query_filter, limit=page_size, cursor=cursor, order=order)
             yield from page.events
             if page.next_cursor is None:
                 return
@@ -265,9 +270,7 @@ class AuditLog:
     def workflow_run(self, tenant: str, run_id: str) -> dict[str, Any]:
         """Every event of a workflow run, oldest first, and its summary."""
         check_tenant(tenant)
-        events = list(
-            self.iter_search(tenant, self.filter(workflow_run=_exact(run_id)), order="asc")
-        )
+        events = list(self.iter_search(tenant, self.filter(workflow_run=_exact(run_id)), order="asc"))
         if not events:
             raise NotFound(f"no workflow run {run_id!r}")
         return {"run_id": run_id, "events": events, "summary": summarise_run(events)}
@@ -290,9 +293,7 @@ class AuditLog:
         rows = self.store.count(tenant, query_filter, group_by)
         counts = [
             {
-                "key": format_time(int(key))
-                if group_by in ("hour", "day") and key is not None
-                else key,
+                "key": format_time(int(key)) if group_by in ("hour", "day") and key is not None else key,
                 "count": n,
             }
             for key, n in rows
@@ -420,9 +421,7 @@ class AuditLog:
             # Never sign a tree that does not extend the last one signed (RFC 9162 2.1.4).
             try:
                 proof = merkle.consistency_proof(latest.tree_size, size, reader.subtree)
-                merkle.verify_consistency(
-                    latest.tree_size, size, proof, bytes(latest.root_hash), root
-                )
+                merkle.verify_consistency(latest.tree_size, size, proof, bytes(latest.root_hash), root)
             except VerificationError as exc:
                 raise IntegrityError(
                     f"refusing to sign size {size}: it is not consistent with the checkpoint of "
@@ -546,9 +545,7 @@ def _open_cursor(cursor: str, tenant: str, order: str) -> tuple[Position, int | 
 
 def summarise_run(events: Sequence[Record]) -> dict[str, Any]:
     """What a workflow run did: trigger, start, end, outcome, counts by action, failures."""
-    trigger = next(
-        (e["workflow"]["trigger"] for e in events if "trigger" in e.get("workflow", {})), None
-    )
+    trigger = next((e["workflow"]["trigger"] for e in events if "trigger" in e.get("workflow", {})), None)
     actions = [e["action"] for e in events]
     failures = [
         {

@@ -44,8 +44,7 @@ def has_float(value: Any) -> bool:
 def _has_sensitive_key(value: Any) -> bool:
     if isinstance(value, dict):
         return any(
-            max(key, default="") >= "\ue000" or _has_sensitive_key(item)
-            for key, item in value.items()
+            max(key, default="") >= "\ue000" or _has_sensitive_key(item) for key, item in value.items()
         )
     if isinstance(value, list):
         return any(_has_sensitive_key(item) for item in value)

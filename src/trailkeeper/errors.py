@@ -47,9 +47,7 @@ class InvalidEvent(TrailkeeperError):
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
         shown = "; ".join(
-            f"events[{e.index}].{e.field}: {e.message}"
-            if e.field
-            else f"events[{e.index}]: {e.message}"
+            f"events[{e.index}].{e.field}: {e.message}" if e.field else f"events[{e.index}]: {e.message}"
             for e in errors[:10]
         )
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""

@@ -38,9 +38,7 @@ TENANT_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 ACTION_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
 # RFC 3339 section 5.6 date-time; the offset is required.
-RFC3339_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
-)
+RFC3339_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Long = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
@@ -90,9 +88,7 @@ class Context(TypedDict, total=False):
 class Event(TypedDict, total=False):
     id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
     occurred_at: Annotated[str, StringConstraints(max_length=64)]
-    category: Required[
-        Literal["authentication", "user_activity", "integration", "workflow", "system"]
-    ]
+    category: Required[Literal["authentication", "user_activity", "integration", "workflow", "system"]]
     action: Required[Annotated[str, StringConstraints(max_length=128, pattern=ACTION_PATTERN)]]
     outcome: Literal["success", "failure", "pending", "unknown"]
     actor: Required[Actor]
@@ -171,12 +167,7 @@ def _message(error: Any) -> str:
             return "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
         if field == "provider":
             return "must be 1-64 characters of a-z, 0-9, '_', '.' and '-'"
-    return (
-        str(error["msg"])
-        .rstrip(".")
-        .replace("Input should", "must")
-        .replace("String should", "must")
-    )
+    return str(error["msg"]).rstrip(".").replace("Input should", "must").replace("String should", "must")
 
 
 def _lone_surrogate_paths(value: Any, path: str) -> Iterable[str]:
@@ -308,9 +299,7 @@ def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 
     record = dict(raw)
     if "id" not in record:
         record["id"] = uuid7()
-    record["occurred_at"] = (
-        normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
-    )
+    record["occurred_at"] = normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
     record.setdefault("outcome", "success")
     record["received_at"] = received_at
     record["tenant"] = tenant

@@ -155,9 +155,7 @@ def _require_proof_hashes(proof: Sequence[bytes]) -> None:
         _require_hash(f"proof hash {position}", value)
 
 
-def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
     """The root that an inclusion proof leads to, RFC 9162 section 2.1.3.2 steps 1 to 4.
 
     Raises :class:`VerificationError` when the proof cannot be one for that index and size.
@@ -194,9 +192,7 @@ def _wrong_inclusion_length(index: int, size: int, proof: Sequence[bytes]) -> Ve
     )
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that a leaf is at ``index`` in the tree of ``size`` leaves with that root.
 
     RFC 9162 section 2.1.3.2. Raises :class:`VerificationError` saying what was expected
@@ -211,9 +207,7 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
-) -> None:
+def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
     """Check that the tree of ``size1`` leaves is a prefix of the tree of ``size2`` leaves.
 
     RFC 9162 section 2.1.4.2. The empty tree is refused as an old tree: every tree extends
@@ -285,6 +279,5 @@ def _roots_from_consistency_proof(
 def _wrong_consistency_length(size1: int, size2: int, proof: Sequence[bytes]) -> VerificationError:
     expected = len(consistency_ranges(size1, size2))
     return VerificationError(
-        f"consistency proof from size {size1} to {size2} must have {expected} hashes, "
-        f"found {len(proof)}"
+        f"consistency proof from size {size1} to {size2} must have {expected} hashes, found {len(proof)}"
     )

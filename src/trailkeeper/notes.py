@@ -278,18 +278,14 @@ def open_note(note: str | bytes, verifier: VerifierKey) -> str:
     return text
 
 
-def open_checkpoint(
-    note: str | bytes, verifier: VerifierKey, *, origin: str | None = None
-) -> Checkpoint:
+def open_checkpoint(note: str | bytes, verifier: VerifierKey, *, origin: str | None = None) -> Checkpoint:
     """The checkpoint of a signed note, once its signature by ``verifier`` is checked.
 
     With ``origin``, a checkpoint of another log (whatever its signature) is refused too.
     """
     checkpoint = parse_checkpoint_body(open_note(note, verifier))
     if origin is not None and checkpoint.origin != origin:
-        raise VerificationError(
-            f"checkpoint is for origin {checkpoint.origin!r}, expected {origin!r}"
-        )
+        raise VerificationError(f"checkpoint is for origin {checkpoint.origin!r}, expected {origin!r}")
     return checkpoint
 
 
@@ -313,8 +309,7 @@ class VerifierKey:
         expected = _ed25519_key_hash(self.name, self.public_key)
         if self.key_hash != expected:
             raise ValueError(
-                f"key hash {self.key_hash.hex()} does not match the name and key "
-                f"(expected {expected.hex()})"
+                f"key hash {self.key_hash.hex()} does not match the name and key (expected {expected.hex()})"
             )
 
     @classmethod
@@ -337,9 +332,7 @@ class VerifierKey:
         if problem is not None:
             raise VerificationError(f"malformed verifier key: {problem}")
         if _KEY_HASH_HEX.fullmatch(hash_hex) is None:
-            raise VerificationError(
-                f"malformed verifier key: key hash {hash_hex!r} is not 8 hex digits"
-            )
+            raise VerificationError(f"malformed verifier key: key hash {hash_hex!r} is not 8 hex digits")
         key_data = _b64decode_canonical(key_text)
         if key_data is None or not key_data:
             raise VerificationError("malformed verifier key: the key is not base64")

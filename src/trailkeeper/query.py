@@ -179,9 +179,7 @@ def _epoch_us(value: str) -> int:
     # Section 5.6 allows second 60 for a leap second, but Unix time has none to count and
     # occurred_at refuses it too.
     if hour > 23 or minute > 59 or second > 59:
-        raise _BadTime(
-            f"{value[day.end() + 1 : clock.end(3)]} is not a time of day (00:00:00-23:59:59)"
-        )
+        raise _BadTime(f"{value[day.end() + 1 : clock.end(3)]} is not a time of day (00:00:00-23:59:59)")
     if clock[5] is None:
         raise _BadTime("a time needs its offset: add 'Z' for UTC, or '+HH:MM'")
     fraction_us = int((clock[4] or "")[:6].ljust(6, "0"))
@@ -374,15 +372,12 @@ def parse_query(q: str) -> Filter:
 def _free_text(query: str, piece: _Piece) -> str:
     if piece.negated:
         raise QueryError(
-            "'-' negates field terms only (-field:value); to search for text starting "
-            "with '-', quote it",
+            "'-' negates field terms only (-field:value); to search for text starting with '-', quote it",
             query,
             piece.start,
         )
     if not piece.value.strip(" "):
-        raise QueryError(
-            "empty phrase: put the words to search between the quotes", query, piece.opened_at
-        )
+        raise QueryError("empty phrase: put the words to search between the quotes", query, piece.opened_at)
     return piece.value
 
 
@@ -408,9 +403,7 @@ def _time_bound(query: str, piece: _Piece) -> int:
         )
     _require_value(query, piece)
     if piece.star_at is not None:
-        raise QueryError(
-            f"{piece.name}: takes a date or a time, not a prefix", query, piece.star_at
-        )
+        raise QueryError(f"{piece.name}: takes a date or a time, not a prefix", query, piece.star_at)
     try:
         return _epoch_us(piece.value)
     except _BadTime as exc:

@@ -156,9 +156,7 @@ class TileReader:
         width = tile_width(self.tree_size, level, index)
         stored = self._fetch(level, index)
         if stored is None:
-            raise IntegrityError(
-                f"tile {level}/{index} is missing; a tree of size {self.tree_size} needs it"
-            )
+            raise IntegrityError(f"tile {level}/{index} is missing; a tree of size {self.tree_size} needs it")
         if len(stored) < width * HASH_SIZE:
             raise IntegrityError(
                 f"tile {level}/{index} holds {len(stored) / HASH_SIZE:g} hashes; a tree of "
@@ -196,9 +194,7 @@ class TileReader:
         if length == 0 and start == 0:
             return EMPTY_ROOT
         if length < 1 or end > self.tree_size or start % (1 << (length - 1).bit_length()):
-            raise ValueError(
-                f"[{start}, {end}) is not a subtree of a tree of size {self.tree_size}"
-            )
+            raise ValueError(f"[{start}, {end}) is not a subtree of a tree of size {self.tree_size}")
         nodes: list[bytes] = []
         position = start
         for height in range(length.bit_length() - 1, -1, -1):

@@ -56,11 +56,15 @@ class Writer:
 
     def append(self, request: AppendRequest) -> list[Appended]:
         """Append one batch; returns once it is committed."""
+        return self.submit(request).result()
+
+    def submit(self, request: AppendRequest) -> Future[list[Appended]]:
+        """Queue one batch; the future resolves once it is committed."""
         if self._closed:
             raise Unavailable("the audit log is closed")
         job = _Job(request)
         self._queue.put(job)
-        return job.done.result()
+        return job.done
 
     def sign_now(self, tenant: str) -> None:
         """Sign a checkpoint for the tenant's current tree, if it has grown since the last."""

@@ -158,9 +158,7 @@ def event(record: Record) -> dict[str, Any]:
     severity_id, severity = _MEDIUM if is_failure(record) else _INFORMATIONAL
     context = part(record, "context")
     workflow = part(record, "workflow")
-    actor = _present(
-        user=_user(part(record, "actor")), session=_present(uid=context.get("session_id"))
-    )
+    actor = _present(user=_user(part(record, "actor")), session=_present(uid=context.get("session_id")))
     metadata = _present(
         version=OCSF_VERSION,
         product={"name": PRODUCT, "vendor_name": PRODUCT, "version": PRODUCT_VERSION},

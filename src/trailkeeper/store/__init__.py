@@ -18,13 +18,9 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         try:
             from trailkeeper.store.postgres import open_postgres  # type: ignore[import-not-found]
         except ImportError:
-            raise InvalidArgument(
-                "db", "the PostgreSQL store is not available in this build"
-            ) from None
+            raise InvalidArgument("db", "the PostgreSQL store is not available in this build") from None
         return open_postgres(url)  # type: ignore[no-any-return]
-    raise InvalidArgument(
-        "db", f"unknown storage URL {url!r}: use sqlite:///path.db or postgresql://..."
-    )
+    raise InvalidArgument("db", f"unknown storage URL {url!r}: use sqlite:///path.db or postgresql://...")
 
 
 __all__ = ["DEFAULT_URL", "Store", "open_store"]

@@ -56,8 +56,7 @@ _V1 = (
     ) WITHOUT ROWID""",
     "CREATE INDEX event_targets_type ON event_targets (tenant, type, seq)",
     # Contentless: the text lives in the bodies; the index keeps only what it needs to match.
-    "CREATE VIRTUAL TABLE events_fts USING fts5 "
-    "(text, content='', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE events_fts USING fts5 (text, content='', tokenize='unicode61 remove_diacritics 2')",
     """CREATE TABLE tiles (
         tenant TEXT NOT NULL,
         level INTEGER NOT NULL,

@@ -143,9 +143,7 @@ def page_sql(query: PageQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     return sql, [*params, query.limit]
 
 
-def count_sql(
-    query_filter: Filter, tenant: str, group_by: str, dialect: Dialect
-) -> tuple[str, list[Any]]:
+def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect) -> tuple[str, list[Any]]:
     clause, params = where(query_filter, tenant, dialect)
     expression = GROUP_EXPRESSIONS[group_by]
     # Time buckets read best in time order; the other groups, largest first.

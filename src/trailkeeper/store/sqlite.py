@@ -95,9 +95,7 @@ class SQLiteStore(Store):
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._target, uri=True, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
         if not self._memory:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -274,11 +272,7 @@ class SQLiteStore(Store):
 
     # -- the tree -----------------------------------------------------------------------
     def tree_size(self, tenant: str) -> int:
-        row = (
-            self._reader()
-            .execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,))
-            .fetchone()
-        )
+        row = self._reader().execute("SELECT tree_size FROM heads WHERE tenant = ?", (tenant,)).fetchone()
         return int(row[0]) if row else 0
 
     def tile(self, tenant: str, level: int, index: int) -> bytes | None:
@@ -307,9 +301,7 @@ class SQLiteStore(Store):
         )
         try:
             for row in cursor:
-                yield StoredLeaf(
-                    row[0], row[1], row[2], dict(zip(INDEX_COLUMN_NAMES, row[3:], strict=True))
-                )
+                yield StoredLeaf(row[0], row[1], row[2], dict(zip(INDEX_COLUMN_NAMES, row[3:], strict=True)))
         finally:
             cursor.connection.close()
 
@@ -401,18 +393,14 @@ class SQLiteStore(Store):
     def key_by_hash(self, secret_hash: bytes) -> ApiKey | None:
         row = (
             self._reader()
-            .execute(
-                f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,)
-            )
+            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,))
             .fetchone()
         )
         return self._key(row) if row else None
 
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is None:
-            rows = self._reader().execute(
-                f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
-            )
+            rows = self._reader().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")
         else:
             rows = self._reader().execute(
                 f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE tenant = ? ORDER BY created_at, id",
@@ -433,9 +421,7 @@ class SQLiteStore(Store):
 
     def touch_key(self, key_id: str, when: str) -> None:
         with self._write_lock:
-            self._writer.execute(
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (when, key_id)
-            )
+            self._writer.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (when, key_id))
 
     # -- tenant settings and retention ---------------------------------------------------
     def verifier_key(self, tenant: str) -> str | None:
@@ -510,9 +496,7 @@ def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, byte
 def open_sqlite(url: str) -> SQLiteStore:
     """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``."""
     if not url.startswith("sqlite:///"):
-        raise InvalidArgument(
-            "db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}"
-        )
+        raise InvalidArgument("db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}")
     path = url[len("sqlite:///") :]
     if not path:
         raise InvalidArgument("db", "the SQLite URL names no file")
