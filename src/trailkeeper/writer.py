@@ -51,6 +51,8 @@ class Writer:
         self._pending: set[str] = set()
         self._last_signed: dict[str, float] = {}
         self._closed = False
+        # Transactions committed: fewer than the batches appended when callers share commits.
+        self.commits = 0
         self._thread = threading.Thread(target=self._run, name="trailkeeper-writer", daemon=True)
         self._thread.start()
 
@@ -122,6 +124,7 @@ class Writer:
             else:
                 jobs[0].done.set_exception(sys.exc_info()[1] or RuntimeError("append failed"))
             return
+        self.commits += 1
         self._pending.update(head.tenant for head in heads)
         for job, result in zip(jobs, results, strict=True):
             job.done.set_result(result)

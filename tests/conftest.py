@@ -1,0 +1,40 @@
+"""Fixtures shared by every test: the stores the conformance suite runs against."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trailkeeper import AuditLog
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service is absent; under CI an absent service is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must be available)")
+    pytest.skip(reason)
+
+
+STORES = ["sqlite"]
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    raise AssertionError(request.param)
+
+
+@pytest.fixture
+def log(store_url: str, tmp_path: Path) -> Iterator[AuditLog]:
+    audit_log = AuditLog.open(store_url, key_dir=tmp_path / "keys")
+    try:
+        yield audit_log
+    finally:
+        audit_log.close()
