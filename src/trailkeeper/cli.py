@@ -335,13 +335,35 @@ def export(
 
 # -- retention ------------------------------------------------------------------------------
 @retention_app.command("apply")
-def retention_apply(db: Db = DEFAULT_URL) -> None:
+def retention_apply(
+    archive_dir: Annotated[Path, typer.Option("--archive-dir", envvar="TRAILKEEPER_ARCHIVE_DIR")] = Path(
+        "trailkeeper-archive"
+    ),
+    db: Db = DEFAULT_URL,
+) -> None:
     """Archive, then purge the bodies older than each tenant's retention."""
     from trailkeeper.retention import apply_retention
 
     with _open(db) as log:
-        for line in apply_retention(log):
+        for line in apply_retention(log, archive_dir):
             out.print(line, markup=False)
+
+
+@retention_app.command("set")
+def retention_set(
+    tenant: Tenant,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Keep bodies this many days.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Keep bodies for ever.")] = False,
+    db: Db = DEFAULT_URL,
+) -> None:
+    """Set a tenant's retention (bodies older than that are archived, then purged)."""
+    from trailkeeper.retention import set_retention
+
+    if days is None and not clear:
+        raise InvalidArgument("days", "give --days N, or --clear")
+    with _open(db) as log:
+        set_retention(log, tenant, None if clear else days)
+    out.print(f"{tenant}: " + ("no retention" if clear else f"retention {days} days"))
 
 
 # -- plumbing ---------------------------------------------------------------------------------

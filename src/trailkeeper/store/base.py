@@ -221,6 +221,14 @@ class Store(ABC):
         """Record a tenant's verifier key unless one is recorded; return the recorded one."""
 
     @abstractmethod
+    def retention_days(self) -> dict[str, int]:
+        """Each tenant's retention in days, for the tenants that have one."""
+
+    @abstractmethod
+    def set_retention_days(self, tenant: str, days: int | None) -> None:
+        """Set (or with None, clear) a tenant's retention."""
+
+    @abstractmethod
     def purge(self, tenant: str, before_us: int) -> int:
         """Drop the bodies of records that occurred before ``before_us``, keeping their seq and
         leaf hash; return how many were purged."""

@@ -443,6 +443,21 @@ class SQLiteStore(Store):
             ).fetchone()
         return str(row[0])
 
+    def retention_days(self) -> dict[str, int]:
+        rows = self._reader().execute("SELECT tenant, days FROM retention ORDER BY tenant")
+        return {tenant: int(days) for tenant, days in rows}
+
+    def set_retention_days(self, tenant: str, days: int | None) -> None:
+        with self._write_lock:
+            if days is None:
+                self._writer.execute("DELETE FROM retention WHERE tenant = ?", (tenant,))
+            else:
+                self._writer.execute(
+                    "INSERT INTO retention (tenant, days) VALUES (?, ?) "
+                    "ON CONFLICT (tenant) DO UPDATE SET days = excluded.days",
+                    (tenant, days),
+                )
+
     def purge(self, tenant: str, before_us: int) -> int:
         with self._write_lock:
             conn = self._writer

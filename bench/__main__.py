@@ -1,0 +1,197 @@
+"""Benchmarks: ``python -m bench ingest|search|proofs|verify|all [--events N] [--store URL]``.
+
+Each prints its figure and, where the issue asks for one, a ratio against a floor measured in
+the same run on the same machine: for ingest, the very rows the log stored, inserted raw (no
+validation, no hashing, no tree) into a fresh copy of the same schema, with the same batch
+size and the same durable commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.events import generate
+from trailkeeper import AuditLog
+from trailkeeper.store.migrations import SQLITE_MIGRATIONS
+from trailkeeper.store.sql import search_text
+
+BATCH = 1000
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+
+
+def ingest(workdir: Path, events: int) -> tuple[Path, dict[str, float]]:
+    print(f"generating {events:,} events ...", flush=True)
+    batches = [generate(start, min(BATCH, events - start)) for start in range(0, events, BATCH)]
+    db = workdir / "bench.db"
+    log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
+    started = time.perf_counter()
+    for batch in batches:
+        log.record_many("bench", batch)
+    elapsed = time.perf_counter() - started
+    log.close()
+    rate = events / elapsed
+    print(f"ingest: {events:,} events in {elapsed:.1f} s = {rate:,.0f} events/s (batches of {BATCH})")
+    floor_rate = raw_floor(db, workdir / "floor.db", events)
+    print(f"floor:  the same rows inserted raw = {floor_rate:,.0f} events/s")
+    print(f"ratio:  {rate / floor_rate:.2f} of the floor")
+    return db, {"ingest": rate, "floor": floor_rate, "ratio": rate / floor_rate}
+
+
+def raw_floor(source: Path, target: Path, events: int) -> float:
+    """Insert the rows the log stored into a fresh copy of the schema, timing only inserts."""
+    conn = sqlite3.connect(target, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA cache_size = -65536")
+    for _, script in SQLITE_MIGRATIONS:
+        for statement in script:
+            conn.execute(statement)
+    src = sqlite3.connect(source)
+    columns = [row[1] for row in src.execute("PRAGMA table_info(events)")]
+    marks = ", ".join("?" for _ in columns)
+    insert = f"INSERT INTO events ({', '.join(columns)}) VALUES ({marks})"
+    import json
+
+    elapsed = 0.0
+    for start in range(0, events, BATCH):
+        rows = src.execute(
+            f"SELECT {', '.join(columns)} FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, start + BATCH),
+        ).fetchall()
+        targets = src.execute(
+            "SELECT tenant, id, seq, type FROM event_targets WHERE seq >= ? AND seq < ?",
+            (start, start + BATCH),
+        ).fetchall()
+        texts = [(row[0], search_text(json.loads(row[columns.index("body")]))) for row in rows]
+        begin = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany(insert, rows)
+        conn.executemany("INSERT INTO event_targets (tenant, id, seq, type) VALUES (?, ?, ?, ?)", targets)
+        conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", [t for t in texts if t[1]])
+        conn.execute("COMMIT")
+        elapsed += time.perf_counter() - begin
+    conn.close()
+    src.close()
+    return events / elapsed
+
+
+def timed(call: Callable[[], Any], runs: int) -> list[float]:
+    call()  # warm the caches once
+    samples = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - begin) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], target_ms: float) -> float:
+    median = statistics.median(samples)
+    p99 = sorted(samples)[int(len(samples) * 0.99) - 1]
+    verdict = "meets" if median < target_ms else "MISSES"
+    print(f"{name}: median {median:.2f} ms, p99 {p99:.2f} ms ({verdict} the {target_ms:g} ms target)")
+    return median
+
+
+def search(db: Path, workdir: Path) -> dict[str, float]:
+    log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
+    try:
+        figures = {
+            "search_actor_day": report(
+                "search, one actor and one day",
+                timed(lambda: log.search("bench", "actor:user-0042 after:2026-10-07 before:2026-10-08"), 200),
+                10,
+            ),
+            "search_text": report(
+                "search, a text term", timed(lambda: log.search("bench", '"renewal risk"'), 200), 10
+            ),
+            "search_first_page": report(
+                "search, first page, no filter", timed(lambda: log.search("bench"), 200), 10
+            ),
+        }
+    finally:
+        log.close()
+    return figures
+
+
+def proofs(db: Path, workdir: Path) -> dict[str, float]:
+    import random
+
+    log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
+    try:
+        size = log.tree_size("bench")
+        rng = random.Random(1)
+        median = report(
+            f"inclusion proof at {size:,} leaves",
+            timed(lambda: log.inclusion_proof("bench", rng.randrange(size), size), 1000),
+            1,
+        )
+    finally:
+        log.close()
+    return {"inclusion_proof": median}
+
+
+def verify(db: Path, workdir: Path) -> dict[str, float]:
+    log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
+    try:
+        begin = time.perf_counter()
+        result = log.verify("bench")
+        elapsed = time.perf_counter() - begin
+    finally:
+        log.close()
+    rate = result.leaves_checked / elapsed
+    print(
+        f"verify: {result.leaves_checked:,} leaves in {elapsed:.1f} s = {rate:,.0f}/s, ok={result.intact}"
+    )
+    return {"verify": rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("what", choices=["ingest", "search", "proofs", "verify", "all"])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="keep the database in this directory")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="trailkeeper-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        db = workdir / "bench.db"
+        if args.what in ("ingest", "all") or not db.exists():
+            for stale in workdir.glob("*.db*"):
+                stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+            db, _ = ingest(workdir, args.events)
+        if args.what in ("search", "all"):
+            search(db, workdir)
+        if args.what in ("proofs", "all"):
+            proofs(db, workdir)
+        if args.what in ("verify", "all"):
+            verify(db, workdir)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
