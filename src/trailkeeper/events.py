@@ -278,12 +278,15 @@ class Prepared:
     assigns it, only splices the number in.
     """
 
-    __slots__ = ("head", "record", "tail")
+    __slots__ = ("head", "producer_id", "record", "tail")
 
-    def __init__(self, record: dict[str, Any], head: bytes, tail: bytes) -> None:
+    def __init__(self, record: dict[str, Any], head: bytes, tail: bytes, producer_id: bool = True) -> None:
         self.record = record
         self.head = head
         self.tail = tail
+        # Whether the producer chose the id: only such ids can repeat. A UUIDv7 the server
+        # made cannot, so the writer skips looking it up.
+        self.producer_id = producer_id
 
     @property
     def id(self) -> str:
@@ -297,7 +300,8 @@ def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 
     """Normalise a valid event into its record and canonical bytes; InvalidEvent if a string
     is not valid Unicode or the metadata is too large once encoded."""
     record = dict(raw)
-    if "id" not in record:
+    producer_id = "id" in record
+    if not producer_id:
         record["id"] = uuid7()
     record["occurred_at"] = normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
     record.setdefault("outcome", "success")
@@ -327,7 +331,7 @@ def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 
         if size > MAX_METADATA_BYTES:
             message = f"is {size} bytes encoded; at most {MAX_METADATA_BYTES}"
             raise InvalidEvent([FieldError(index, "metadata", message)])
-    return Prepared(record, head, tail)
+    return Prepared(record, head, tail, producer_id)
 
 
 def prepare_batch(tenant: str, raws: Sequence[object]) -> list[Prepared]:

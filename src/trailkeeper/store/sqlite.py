@@ -57,9 +57,9 @@ DIALECT = Dialect(
 )
 
 _INSERT_EVENT = (
-    "INSERT INTO events (tenant, seq, id, leaf_hash, body, "
+    "INSERT INTO events (row, tenant, seq, id, leaf_hash, body, "
     + ", ".join(INDEX_COLUMN_NAMES)
-    + ") VALUES (?, ?, ?, ?, ?, "
+    + ") VALUES (?, ?, ?, ?, ?, ?, "
     + ", ".join("?" for _ in INDEX_COLUMN_NAMES)
     + ")"
 )
@@ -139,6 +139,15 @@ class SQLiteStore(Store):
         return int(row[0])
 
     # -- writes -------------------------------------------------------------------------
+    _row_id: int | None = None
+
+    def _next_row(self, conn: sqlite3.Connection) -> int:
+        # The writer numbers rows itself, so the full-text index gets its rowid without a
+        # lookup; only this writer inserts, so the number read once stays right.
+        if self._row_id is None:
+            self._row_id = int(conn.execute("SELECT coalesce(max(row), 0) + 1 FROM events").fetchone()[0])
+        return self._row_id
+
     def _edge(self, conn: sqlite3.Connection, tenant: str) -> tuple[int, dict[int, bytes]]:
         cached = self._edges.edges.get(tenant)
         if cached is not None:
@@ -176,6 +185,7 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._row_id = None
                 raise
             self._edges.edges = edges
             return results, heads
@@ -188,7 +198,7 @@ class SQLiteStore(Store):
     ) -> list[Appended]:
         tenant = request.tenant
         size, edge = edges.get(tenant) or self._edge(conn, tenant)
-        ids = [p.id for p in request.events]
+        ids = [p.id for p in request.events if p.producer_id]
         known: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -205,6 +215,7 @@ class SQLiteStore(Store):
         text_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
         seq = size
+        row_id = self._next_row(conn)
         sha256 = hashlib.sha256
         for prepared in request.events:
             first = known.get(prepared.id)
@@ -216,6 +227,7 @@ class SQLiteStore(Store):
             record = prepared.record
             rows.append(
                 (
+                    row_id,
                     tenant,
                     seq,
                     prepared.id,
@@ -228,11 +240,13 @@ class SQLiteStore(Store):
                 target_rows.append((tenant, seq, target["type"], target["id"]))
             text = search_text(record)
             if text:
-                text_rows.append((seq, text))
+                text_rows.append((row_id, text))
             leaf_hashes.append(leaf)
-            known[prepared.id] = seq
+            if prepared.producer_id:
+                known[prepared.id] = seq
             out.append(Appended(prepared.id, seq, leaf))
             seq += 1
+            row_id += 1
         if rows:
             conn.executemany(_INSERT_EVENT, rows)
             if target_rows:
@@ -241,11 +255,8 @@ class SQLiteStore(Store):
                     target_rows,
                 )
             if text_rows:
-                conn.executemany(
-                    "INSERT INTO events_fts (rowid, text) "
-                    "SELECT row, ? FROM events WHERE tenant = ? AND seq = ?",
-                    [(text, tenant, s) for s, text in text_rows],
-                )
+                conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", text_rows)
+            self._row_id = row_id
             new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
             conn.executemany(
                 "INSERT OR REPLACE INTO tiles (tenant, level, idx, hashes) VALUES (?, ?, ?, ?)",
