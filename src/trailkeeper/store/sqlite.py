@@ -9,7 +9,10 @@ power cut, and group commit spreads the cost of that fsync over every caller wai
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,13 +83,14 @@ class SQLiteStore(Store):
     def __init__(self, url: str, path: str) -> None:
         self.url = url
         self.path = path
-        self._memory = path == ":memory:"
-        if self._memory:
-            # A shared in-memory database, alive while the writer connection is open.
-            self._target = f"file:trailkeeper-{id(self)}?mode=memory&cache=shared"
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._target = Path(path).absolute().as_uri()
+        # ":memory:" is an ephemeral log (tests, the testing helper): a file in a private
+        # temporary directory, gone at close. A real in-memory database would need SQLite's
+        # shared cache for its reader threads, whose table locks ignore busy_timeout.
+        self._scratch = tempfile.mkdtemp(prefix="trailkeeper-") if path == ":memory:" else None
+        if self._scratch is not None:
+            path = os.path.join(self._scratch, "log.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._target = Path(path).absolute().as_uri()
         self._local = threading.local()
         self._writer = self._connect()
         self._write_lock = threading.RLock()
@@ -97,9 +101,9 @@ class SQLiteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # Durable before acknowledged; an ephemeral log has nothing to keep.
+        conn.execute("PRAGMA synchronous = " + ("OFF" if self._scratch else "FULL"))
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -500,6 +504,8 @@ class SQLiteStore(Store):
         for conn in getattr(self, "_readers", []):
             conn.close()
         self._writer.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, bytes]) -> bytes:
