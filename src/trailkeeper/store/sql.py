@@ -67,10 +67,16 @@ class Dialect:
     distinct: str
 
 
-def where(query_filter: Filter, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
-    """The WHERE clause (without the keyword) and its parameters, for table alias ``e``."""
+def where(
+    query_filter: Filter, tenant: str, dialect: Dialect, *, drive_by_text: bool = False
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters, for table alias ``e``.
+
+    ``drive_by_text`` hides the tenant column from the planner (a unary plus), so that the
+    full-text matches are the rows it starts from.
+    """
     p = dialect.placeholder
-    clauses = [f"e.tenant = {p}", "e.body IS NOT NULL"]
+    clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}", "e.body IS NOT NULL"]
     params: list[Any] = [tenant]
     for term in query_filter.terms:
         clause, values = _term(term, tenant, dialect)
@@ -121,24 +127,38 @@ def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
     return f"{column} = {p}", [term.value]
 
 
-def order_by(order: str) -> str:
+def order_by(order: str, *, sort_after: bool = False) -> str:
     direction = "ASC" if order == "asc" else "DESC"
-    return f"e.occurred_us {direction}, e.seq {direction}"
+    plus = "+" if sort_after else ""
+    return f"{plus}e.occurred_us {direction}, {plus}e.seq {direction}"
 
 
-def page_sql(query: PageQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+def page_sql(
+    query: PageQuery, dialect: Dialect, *, sort_after: bool = False, drive_by_text: bool = False
+) -> tuple[str, list[Any]]:
+    """The SQL of one page.
+
+    By default the result order is read from an index ending in (occurred_us, seq), and the
+    walk stops at the limit. With ``sort_after`` the order terms carry a unary plus, which
+    keeps the planner from walking an ordered index: it then starts from the most selective
+    filter (a short list of targets, text matches or a narrow prefix) and sorts what it
+    found, which is far cheaper when few rows match.
+    """
     p = dialect.placeholder
-    clause, params = where(query.filter, query.tenant, dialect)
+    plus = "+" if sort_after else ""
+    clause, params = where(query.filter, query.tenant, dialect, drive_by_text=drive_by_text)
     if query.after is not None:
         comparison = ">" if query.order == "asc" else "<"
-        clause += f" AND (e.occurred_us, e.seq) {comparison} ({p}, {p})"
+        clause += f" AND ({plus}e.occurred_us, {plus}e.seq) {comparison} ({p}, {p})"
         params += [query.after.occurred_us, query.after.seq]
     if query.below_seq is not None:
-        clause += f" AND e.seq < {p}"
+        # The unary plus keeps the planner from reading this bound as a reason to walk the
+        # seq index: it holds for nearly every row, and the filter's own index is the one.
+        clause += f" AND +e.seq < {p}"
         params.append(query.below_seq)
     sql = (
         "SELECT e.occurred_us, e.seq, e.body, e.leaf_hash FROM events e "
-        f"WHERE {clause} ORDER BY {order_by(query.order)} LIMIT {p}"
+        f"WHERE {clause} ORDER BY {order_by(query.order, sort_after=sort_after)} LIMIT {p}"
     )
     return sql, [*params, query.limit]
 

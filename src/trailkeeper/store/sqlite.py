@@ -36,11 +36,13 @@ from trailkeeper.store.base import (
 )
 from trailkeeper.store.migrations import SQLITE_MIGRATIONS
 from trailkeeper.store.sql import (
+    COLUMNS,
     INDEX_COLUMN_NAMES,
     Dialect,
     count_sql,
     index_columns,
     page_sql,
+    prefix_upper_bound,
     search_text,
     time_us,
 )
@@ -367,8 +369,49 @@ class SQLiteStore(Store):
         )
         return with_leaf_hash(row[0], row[1]) if row else None
 
+    # Below this many candidate rows, fetching them all and sorting beats walking the time
+    # order; above it, the walk finds a page's worth of matches soon enough.
+    SORT_AFTER_AT_MOST = 2000
+
+    def _few_candidates(self, query: PageQuery) -> str | None:
+        """Which filter that an ordered index cannot serve ("text", "target", "prefix"), if
+        any, selects few enough rows to start from. This is the planner's one question that
+        SQLite, without statistics on those sets, cannot answer well by itself."""
+        conn = self._reader()
+        cap = self.SORT_AFTER_AT_MOST + 1
+        probes: list[tuple[str, str, tuple[Any, ...]]] = []
+        if query.filter.text:
+            text = _fts_query(query.filter.text)
+            probes.append(("text", "SELECT rowid FROM events_fts WHERE events_fts MATCH ?", (text,)))
+        for term in query.filter.terms:
+            if term.negated:
+                continue
+            if term.field in ("target", "target_type"):
+                table, column, kind = "event_targets", "id" if term.field == "target" else "type", "target"
+            elif term.prefix and term.value:
+                table, column, kind = "events", COLUMNS[term.field], "prefix"
+            else:
+                continue
+            if term.prefix:
+                match = f"{column} >= ? AND {column} < ?"
+                values: tuple[Any, ...] = (term.value, prefix_upper_bound(term.value))
+            else:
+                match, values = f"{column} = ?", (term.value,)
+            probes.append(
+                (kind, f"SELECT 1 FROM {table} WHERE tenant = ? AND {match}", (query.tenant, *values))
+            )
+        for kind, sql, params in probes:
+            found = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {cap})", params).fetchone()[0]
+            if found < cap:
+                return kind
+        return None
+
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
-        sql, params = page_sql(query, DIALECT)
+        try:
+            driver = self._few_candidates(query)
+        except sqlite3.OperationalError as exc:
+            raise InvalidArgument("q", f"text search: {exc}") from None
+        sql, params = page_sql(query, DIALECT, sort_after=driver is not None, drive_by_text=driver == "text")
         try:
             rows = self._reader().execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
