@@ -389,8 +389,11 @@ def test_syslog_message_in_utf8_starts_with_the_bom() -> None:
 # Arbitrary text, weighted towards what breaks lines and escapes: every control character
 # class, the separators, and each format's special characters.
 HOSTILE = st.sampled_from(list("\n\r\t\x00\x0b\x0c\x1b\x1c\x7f\x85\x9b\u2028\u2029\"'\\|=],;@+-{}"))
-TEXT = st.text(st.one_of(st.characters(), HOSTILE), max_size=24)
-SOME_TEXT = st.text(st.one_of(st.characters(), HOSTILE), min_size=1, max_size=24)
+# Lone surrogates are left out: ingest refuses them (they have no UTF-8 form), so no stored
+# record holds one.
+CHARACTERS = st.characters(codec="utf-8")
+TEXT = st.text(st.one_of(CHARACTERS, HOSTILE), max_size=24)
+SOME_TEXT = st.text(st.one_of(CHARACTERS, HOSTILE), min_size=1, max_size=24)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),

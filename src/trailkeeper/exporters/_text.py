@@ -8,10 +8,10 @@ every format escapes them. Each format adds the escapes of its own syntax on top
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from typing import Any, Final
+
+import msgspec
 
 # Unicode's control characters (Cc: C0, DEL and C1, which holds NEL), plus the line and
 # paragraph separators: everything str.splitlines() or a terminal would act on.
@@ -19,6 +19,8 @@ _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # JSON escapes C0 itself (RFC 8259 section 7) but lets the rest through.
 _JSON_UNESCAPED_CONTROL: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_encode: Final = msgspec.json.Encoder().encode
+_encode_sorted: Final = msgspec.json.Encoder(order="sorted").encode
 
 
 def _escape_control(match: re.Match[str]) -> str:
@@ -40,18 +42,18 @@ def escape_text(text: str) -> str:
     return _CONTROL.sub(_escape_control, text.replace("\\", "\\\\"))
 
 
-def sorted_keys(value: Any) -> Any:
-    """A JSON value with the keys of its objects sorted, at every depth: a stable form of
-    ``metadata``, whatever order the store returns its keys in."""
-    if isinstance(value, Mapping):
-        return {key: sorted_keys(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [sorted_keys(item) for item in value]
-    return value
-
-
 def json_text(value: Any) -> str:
-    """Compact JSON on one line; non-ASCII text stays readable, control characters of every
-    kind are ``\\uXXXX`` escapes (valid JSON: they only occur inside strings)."""
-    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
+    """Compact JSON on one line, keys in their given order; non-ASCII text stays readable,
+    control characters of every kind are ``\\uXXXX`` escapes (valid JSON: they only occur
+    inside strings)."""
+    return _escape_json_controls(_encode(value))
+
+
+def sorted_json(value: Any) -> msgspec.Raw:
+    """A JSON value with the keys of its objects sorted at every depth, encoded, to embed in
+    :func:`json_text`: a stable form of ``metadata``, whatever order the store kept."""
+    return msgspec.Raw(_encode_sorted(value))
+
+
+def _escape_json_controls(encoded: bytes) -> str:
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded.decode())

@@ -73,6 +73,7 @@ def extension(record: Record) -> list[tuple[str, str]]:
     actor = part(record, "actor")
     context = part(record, "context")
     fields: list[tuple[str, str]] = [
+        # rt is the time SIEMs index an event by: when it happened, not when it was stored.
         ("rt", str(epoch_ms(record["occurred_at"]))),
         ("externalId", text(record.get("id"))),
         ("cat", text(record.get("category"))),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from trailkeeper.exporters._record import Record, is_purged, outcome, part, targets_text, text
-from trailkeeper.exporters._text import escape_text, json_text, sorted_keys
+from trailkeeper.exporters._text import escape_text, json_text, sorted_json
 
 
 def _field(name: str) -> Callable[[Record], str]:
@@ -27,7 +27,7 @@ def _subfield(name: str, key: str) -> Callable[[Record], str]:
 
 
 def _metadata(record: Record) -> str:
-    return json_text(sorted_keys(record["metadata"])) if "metadata" in record else ""
+    return json_text(sorted_json(record["metadata"])) if "metadata" in record else ""
 
 
 COLUMNS: Final[tuple[tuple[str, Callable[[Record], str]], ...]] = (

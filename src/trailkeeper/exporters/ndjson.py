@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from trailkeeper.exporters._record import Record
-from trailkeeper.exporters._text import json_text, sorted_keys
+from trailkeeper.exporters._text import json_text, sorted_json
 
 FIELD_ORDER: Final = (
     "tenant", "seq", "id", "occurred_at", "received_at", "category", "action", "outcome",
@@ -30,21 +30,22 @@ _OBJECT_ORDER: Final[Mapping[str, tuple[str, ...]]] = {
 
 def _in_order(fields: Mapping[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
     ordered = {key: fields[key] for key in order if key in fields}
-    ordered.update((key, fields[key]) for key in sorted(fields) if key not in ordered)
+    if len(ordered) < len(fields):
+        ordered.update((key, fields[key]) for key in sorted(fields) if key not in ordered)
     return ordered
 
 
 def ordered_record(record: Record) -> dict[str, Any]:
-    """The record with its keys in the export's fixed order."""
+    """The record with its keys in the export's fixed order (``metadata`` encoded sorted)."""
     ordered = _in_order(record, FIELD_ORDER)
     for field, order in _OBJECT_ORDER.items():
         value = ordered.get(field)
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             ordered[field] = _in_order(value, order)
         elif isinstance(value, list):
             ordered[field] = [_in_order(item, order) for item in value]
     if "metadata" in ordered:
-        ordered["metadata"] = sorted_keys(ordered["metadata"])
+        ordered["metadata"] = sorted_json(ordered["metadata"])
     return ordered
 
 

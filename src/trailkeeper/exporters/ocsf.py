@@ -39,7 +39,7 @@ from trailkeeper.exporters._record import (
     text,
     title,
 )
-from trailkeeper.exporters._text import json_text, sorted_keys
+from trailkeeper.exporters._text import json_text, sorted_json
 
 # status_id: 0 Unknown, 1 Success, 2 Failure, 99 Other (then named by status).
 _STATUS: Final[Mapping[str, tuple[int, str]]] = {
@@ -147,7 +147,7 @@ def _unmapped(record: Record) -> dict[str, Any]:
         integration=record.get("integration"),
         workflow=record.get("workflow"),
         context=rest_of_context,
-        metadata=sorted_keys(record.get("metadata")),
+        metadata=sorted_json(record["metadata"]) if "metadata" in record else None,
     )
 
 
