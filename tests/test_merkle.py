@@ -108,10 +108,7 @@ def test_empty_tree_root_is_hash_of_nothing() -> None:
 
 def test_leaf_and_node_hashes_are_domain_separated() -> None:
     assert merkle.leaf_hash(b"abc") == hashlib.sha256(b"\x00abc").digest()
-    assert (
-        merkle.node_hash(b"L" * 32, b"R" * 32)
-        == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
-    )
+    assert merkle.node_hash(b"L" * 32, b"R" * 32) == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
 
 
 @pytest.mark.parametrize(
@@ -231,9 +228,7 @@ def test_proofs_ask_only_for_complete_or_right_edge_subtrees(
 
 @given(leaf_positions(), st.data())
 @PROPERTIES
-def test_flipped_bit_in_inclusion_proof_is_rejected(
-    position: tuple[int, int], data: st.DataObject
-) -> None:
+def test_flipped_bit_in_inclusion_proof_is_rejected(position: tuple[int, int], data: st.DataObject) -> None:
     index, size = position
     assume(size > 1)  # a tree of one leaf has an empty proof, nothing to flip
     proof = merkle.inclusion_proof(index, size, _subtree(size))
@@ -243,9 +238,7 @@ def test_flipped_bit_in_inclusion_proof_is_rejected(
 
 @given(leaf_positions(), st.integers(0, MAX_SIZE))
 @PROPERTIES
-def test_inclusion_proof_for_another_index_is_rejected(
-    position: tuple[int, int], wrong_index: int
-) -> None:
+def test_inclusion_proof_for_another_index_is_rejected(position: tuple[int, int], wrong_index: int) -> None:
     index, size = position
     if wrong_index == index:
         wrong_index = index + 1
@@ -286,9 +279,7 @@ def test_truncated_or_extended_inclusion_proof_is_rejected(
 
 @given(leaf_positions(), st.binary(min_size=32, max_size=32))
 @PROPERTIES
-def test_inclusion_against_a_wrong_root_is_rejected(
-    position: tuple[int, int], wrong_root: bytes
-) -> None:
+def test_inclusion_against_a_wrong_root_is_rejected(position: tuple[int, int], wrong_root: bytes) -> None:
     index, size = position
     proof = merkle.inclusion_proof(index, size, _subtree(size))
     with pytest.raises(VerificationError, match="leads to root"):
@@ -297,9 +288,7 @@ def test_inclusion_against_a_wrong_root_is_rejected(
 
 @given(size_pairs(), st.data())
 @PROPERTIES
-def test_flipped_bit_in_consistency_proof_is_rejected(
-    sizes: tuple[int, int], data: st.DataObject
-) -> None:
+def test_flipped_bit_in_consistency_proof_is_rejected(sizes: tuple[int, int], data: st.DataObject) -> None:
     size1, size2 = sizes
     assume(size1 < size2)  # equal sizes have an empty proof, nothing to flip
     proof = merkle.consistency_proof(size1, size2, _subtree(size2))

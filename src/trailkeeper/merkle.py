@@ -214,7 +214,7 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
     it, so such a proof would say nothing. Raises :class:`VerificationError` saying what was
     expected and what was found.
     """
-    if size1 < 0:
+    if size1 < 1:
         raise VerificationError(f"old tree size must be at least 1, found {size1}")
     if size2 < size1:
         raise VerificationError(f"new tree size {size2} is smaller than old tree size {size1}")

@@ -141,7 +141,8 @@ class TileReader:
 
     A tile stored for a larger tree serves a smaller one too: a partial tile only ever grows
     at its end, so its first entries are those of every earlier size. Tiles are cached once
-    read, trimmed to this tree size, so a reader is best kept for one proof or one request.
+    read, since the entries a fixed tree size uses never change; the cache is unbounded, so
+    a reader is meant for one request or one batch of proofs.
     """
 
     def __init__(self, fetch: TileFetch, tree_size: int) -> None:
@@ -162,9 +163,8 @@ class TileReader:
                 f"tile {level}/{index} holds {len(stored) / HASH_SIZE:g} hashes; a tree of "
                 f"size {self.tree_size} needs {width}"
             )
-        hashes = bytes(stored[: width * HASH_SIZE])
-        self._tiles[(level, index)] = hashes
-        return hashes
+        self._tiles[(level, index)] = stored
+        return stored
 
     def node(self, height: int, index: int) -> bytes:
         """The hash of the complete node at ``height`` with that index (RFC 9162 2.1.1 MTH)."""
