@@ -74,7 +74,7 @@ def serve(
 @app.command()
 def demo(
     db: Db = DEFAULT_URL,
-    events: Annotated[int, typer.Option("--events", min=1, help="How many events.")] = 5000,
+    events: Annotated[int, typer.Option("--events", min=500, help="How many events (at least 500).")] = 5000,
     seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """Write the demo tenant: a revenue team's platform over six weeks."""
