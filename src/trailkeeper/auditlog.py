@@ -34,6 +34,7 @@ from trailkeeper.notes import (
     SigningKey,
     VerifierKey,
     generate_signing_key,
+    load_key,
     load_or_create_key,
 )
 from trailkeeper.query import Filter, filter_from_params, format_time, parse_query, parse_time
@@ -92,6 +93,15 @@ class _Keys:
                     key = load_or_create_key(self.directory, tenant, name)
                 self._keys[tenant] = key
             return key
+
+    def existing(self, tenant: str) -> SigningKey | None:
+        """The tenant's key if it has one, in memory or in its key file; never makes one."""
+        with self._lock:
+            key = self._keys.get(tenant)
+        if key is not None or self.directory is None:
+            return key
+        path = self.directory / f"{tenant}.key"
+        return load_key(path, self.origin(tenant)) if path.exists() else None
 
 
 def _key_directory(url: str, key_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -433,6 +443,14 @@ class AuditLog:
     def verifier(self, tenant: str) -> VerifierKey:
         return VerifierKey.parse(self.public_key(tenant))
 
+    def signing_verifier(self, tenant: str) -> VerifierKey | None:
+        """The verifier key of the tenant's own signing key, or None when there is none here
+        (a copy of the database checked without its key directory). Never makes a key, unlike
+        :meth:`public_key`, which reads the key recorded in the database."""
+        check_tenant(tenant)
+        key = self._keys.existing(tenant)
+        return None if key is None else key.verifier
+
     # -- API keys -----------------------------------------------------------------------------
     def create_key(
         self,
@@ -533,6 +551,8 @@ def _open_cursor(cursor: str, tenant: str, order: str) -> tuple[Position, int | 
             below is None or isinstance(below, int)
         ):
             raise ValueError
+        if any(abs(v) >= 2**63 for v in (occurred_us, seq, below or 0)):
+            raise ValueError  # forged: no 64-bit column holds it, and the store would fail
     except (ValueError, KeyError, TypeError):
         raise InvalidArgument("cursor", "is not a cursor this service issued") from None
     if tag != _tenant_tag(tenant):
