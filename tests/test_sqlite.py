@@ -62,7 +62,7 @@ def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
         "action:auth.*",
         "category:workflow",
         "outcome:failure",
-        "actor_type:agent",
+        "actor_type:service",
         "integration:salesforce",
         "workflow_run:run-1",
         "ip:203.0.113.9",

@@ -135,11 +135,10 @@ def parse_rfc3339(text: str) -> datetime:
 
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562 section 5.7): time-ordered, so server ids sort by arrival."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
-    h = f"{value:032x}"
+    rand = os.urandom(10)
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + rand
+    # Version 7 in the high nibble of byte 6, variant 0b10 in the top bits of byte 8.
+    h = bytes((*raw[:6], 0x70 | raw[6] & 0x0F, raw[7], 0x80 | raw[8] & 0x3F, *raw[9:16])).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -28,6 +28,14 @@ COLUMNS = {
 }
 TARGET_COLUMNS = {"target": "id", "target_type": "type"}
 
+# Columns indexed only for their rarer values (the migrations' partial indexes): the common
+# values, and the condition that names the rest, which a query must state literally for the
+# planner to know the partial index holds what it seeks.
+PARTIAL_INDEXES = {
+    "outcome": (("success",), "e.outcome <> 'success'"),
+    "actor_type": (("user", "agent"), "e.actor_type NOT IN ('user', 'agent')"),
+}
+
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 GROUP_EXPRESSIONS = {
@@ -124,6 +132,9 @@ def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
         return clause, values
     if term.negated:
         return f"{column} {dialect.distinct} {p}", [term.value]
+    partial = PARTIAL_INDEXES.get(term.field)
+    if partial is not None and term.value not in partial[0]:
+        return f"{column} = {p} AND {partial[1]}", [term.value]
     return f"{column} = {p}", [term.value]
 
 
