@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,8 @@ from typing import Any
 
 from bench.events import generate
 from trailkeeper import AuditLog
-from trailkeeper.store.migrations import SQLITE_MIGRATIONS
 from trailkeeper.store.sql import search_text
+from trailkeeper.store.sqlite import SQLiteStore
 
 BATCH = 1000
 
@@ -40,18 +41,32 @@ def machine() -> str:
     )
 
 
-def ingest(workdir: Path, events: int) -> tuple[Path, dict[str, float]]:
+def ingest(workdir: Path, events: int, producers: int) -> tuple[Path, dict[str, float]]:
     print(f"generating {events:,} events ...", flush=True)
     batches = [generate(start, min(BATCH, events - start)) for start in range(0, events, BATCH)]
     db = workdir / "bench.db"
     log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
     started = time.perf_counter()
-    for batch in batches:
-        log.record_many("bench", batch)
+    # Each producer appends its share of the batches in order, each call waiting for its
+    # commit; with several producers the writer commits their batches together.
+    threads = [
+        threading.Thread(
+            target=lambda mine=batches[i::producers]: [log.record_many("bench", b) for b in mine]
+        )
+        for i in range(producers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
+    commits = log._writer.commits
     log.close()
     rate = events / elapsed
-    print(f"ingest: {events:,} events in {elapsed:.1f} s = {rate:,.0f} events/s (batches of {BATCH})")
+    print(
+        f"ingest: {events:,} events in {elapsed:.1f} s = {rate:,.0f} events/s "
+        f"(batches of {BATCH}, {producers} producer(s), {commits} commits)"
+    )
     floor_rate = raw_floor(db, workdir / "floor.db", events)
     print(f"floor:  the same rows inserted raw = {floor_rate:,.0f} events/s")
     print(f"ratio:  {rate / floor_rate:.2f} of the floor")
@@ -60,13 +75,10 @@ def ingest(workdir: Path, events: int) -> tuple[Path, dict[str, float]]:
 
 def raw_floor(source: Path, target: Path, events: int) -> float:
     """Insert the rows the log stored into a fresh copy of the schema, timing only inserts."""
-    conn = sqlite3.connect(target, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA cache_size = -65536")
-    for _, script in SQLITE_MIGRATIONS:
-        for statement in script:
-            conn.execute(statement)
+    # The store itself makes the schema and the connection, so the floor runs with the very
+    # settings (WAL, synchronous=FULL, cache, checkpoint interval) the log runs with.
+    store = SQLiteStore(f"sqlite:///{target}", str(target))
+    conn = store._writer
     src = sqlite3.connect(source)
     columns = [row[1] for row in src.execute("PRAGMA table_info(events)")]
     marks = ", ".join("?" for _ in columns)
@@ -91,7 +103,7 @@ def raw_floor(source: Path, target: Path, events: int) -> float:
         conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", [t for t in texts if t[1]])
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - begin
-    conn.close()
+    store.close()
     src.close()
     return events / elapsed
 
@@ -161,9 +173,7 @@ def verify(db: Path, workdir: Path) -> dict[str, float]:
     finally:
         log.close()
     rate = result.leaves_checked / elapsed
-    print(
-        f"verify: {result.leaves_checked:,} leaves in {elapsed:.1f} s = {rate:,.0f}/s, ok={result.intact}"
-    )
+    print(f"verify: {result.leaves_checked:,} leaves in {elapsed:.1f} s = {rate:,.0f}/s, ok={result.intact}")
     return {"verify": rate}
 
 
@@ -172,6 +182,7 @@ def main() -> None:
     parser.add_argument("what", choices=["ingest", "search", "proofs", "verify", "all"])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
+    parser.add_argument("--producers", type=int, default=1, help="threads appending at once")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="trailkeeper-bench-"))
@@ -181,7 +192,7 @@ def main() -> None:
         if args.what in ("ingest", "all") or not db.exists():
             for stale in workdir.glob("*.db*"):
                 stale.unlink() if stale.is_file() else shutil.rmtree(stale)
-            db, _ = ingest(workdir, args.events)
+            db, _ = ingest(workdir, args.events, args.producers)
         if args.what in ("search", "all"):
             search(db, workdir)
         if args.what in ("proofs", "all"):
