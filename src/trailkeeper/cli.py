@@ -61,9 +61,11 @@ def visible(text: str) -> str:
 @app.command()
 def serve(
     db: Db = DEFAULT_URL,
-    host: Annotated[str, typer.Option(envvar="TRAILKEEPER_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="TRAILKEEPER_PORT")] = 8600,
-    demo: Annotated[bool, typer.Option("--demo", help="Load the demo tenant first.")] = False,
+    host: Annotated[str, typer.Option("--host", envvar="TRAILKEEPER_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="TRAILKEEPER_PORT")] = 8600,
+    demo: Annotated[
+        bool, typer.Option("--demo", envvar="TRAILKEEPER_DEMO", help="Load the demo tenant first.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the web console."""
     from trailkeeper.api.server import serve as run_server
@@ -74,8 +76,13 @@ def serve(
 @app.command()
 def demo(
     db: Db = DEFAULT_URL,
-    events: Annotated[int, typer.Option("--events", min=500, help="How many events (at least 500).")] = 5000,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    events: Annotated[
+        int,
+        typer.Option(
+            "--events", envvar="TRAILKEEPER_EVENTS", min=500, help="How many events (at least 500)."
+        ),
+    ] = 5000,
+    seed: Annotated[int, typer.Option("--seed", envvar="TRAILKEEPER_SEED")] = 7,
 ) -> None:
     """Write the demo tenant: a revenue team's platform over six weeks."""
     from trailkeeper.demo import write_demo
@@ -89,8 +96,11 @@ def demo(
 @keys_app.command("create")
 def keys_create(
     tenant: Tenant,
-    scope: Annotated[list[str], typer.Option("--scope", help="events:write, events:read or admin.")],
-    name: Annotated[str | None, typer.Option("--name")] = None,
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", envvar="TRAILKEEPER_SCOPE", help="events:write, events:read or admin."),
+    ],
+    name: Annotated[str | None, typer.Option("--name", envvar="TRAILKEEPER_NAME")] = None,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Create a key; its secret is printed once and only its hash is stored."""
@@ -102,9 +112,9 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(
-    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", envvar="TRAILKEEPER_TENANT")] = None,
     db: Db = DEFAULT_URL,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", envvar="TRAILKEEPER_JSON")] = False,
 ) -> None:
     """Key ids, tenants, scopes, creation and last use."""
     with _open(db) as log:
@@ -221,12 +231,17 @@ def _print_records(records: list[dict[str, Any]], as_json: bool) -> None:
 def search(
     tenant: Tenant,
     query: Annotated[str, typer.Argument(help="Search syntax, e.g. 'action:auth.* outcome:failure'.")] = "",
-    since: Annotated[str | None, typer.Option("--since")] = None,
-    until: Annotated[str | None, typer.Option("--until")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
-    order: Annotated[str, typer.Option("--order")] = "desc",
-    as_json: Annotated[bool, typer.Option("--json", help="NDJSON of the stored records.")] = False,
-    fail_empty: Annotated[bool, typer.Option("--fail-empty", help="Exit 1 when nothing matches.")] = False,
+    since: Annotated[str | None, typer.Option("--since", envvar="TRAILKEEPER_SINCE")] = None,
+    until: Annotated[str | None, typer.Option("--until", envvar="TRAILKEEPER_UNTIL")] = None,
+    limit: Annotated[int, typer.Option("--limit", envvar="TRAILKEEPER_LIMIT", min=1, max=1000)] = 50,
+    order: Annotated[str, typer.Option("--order", envvar="TRAILKEEPER_ORDER")] = "desc",
+    as_json: Annotated[
+        bool, typer.Option("--json", envvar="TRAILKEEPER_JSON", help="NDJSON of the stored records.")
+    ] = False,
+    fail_empty: Annotated[
+        bool,
+        typer.Option("--fail-empty", envvar="TRAILKEEPER_FAIL_EMPTY", help="Exit 1 when nothing matches."),
+    ] = False,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Search a tenant's events: a table, or NDJSON with --json."""
@@ -240,10 +255,12 @@ def search(
 @app.command()
 def tail(
     tenant: Tenant,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new events.")] = False,
-    lines: Annotated[int, typer.Option("-n", "--lines", min=1, max=1000)] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    interval: Annotated[float, typer.Option("--interval", min=0.05)] = 0.5,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", envvar="TRAILKEEPER_FOLLOW", help="Keep printing new events.")
+    ] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", envvar="TRAILKEEPER_LINES", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", envvar="TRAILKEEPER_JSON")] = False,
+    interval: Annotated[float, typer.Option("--interval", envvar="TRAILKEEPER_INTERVAL", min=0.05)] = 0.5,
     db: Db = DEFAULT_URL,
 ) -> None:
     """The newest events of a tenant, in log order; -f follows new ones."""
@@ -270,9 +287,12 @@ def tail(
 # -- verify and export --------------------------------------------------------------------------
 @app.command()
 def verify(
-    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
-    bundle: Annotated[Path | None, typer.Option("--bundle", help="Check an exported bundle offline.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", envvar="TRAILKEEPER_TENANT")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", envvar="TRAILKEEPER_BUNDLE", help="Check an exported bundle offline."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", envvar="TRAILKEEPER_JSON")] = False,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Recompute every leaf and root and check every checkpoint."""
@@ -305,11 +325,18 @@ def verify(
 def export(
     tenant: Tenant,
     query: Annotated[str, typer.Argument(help="Search syntax selecting what to export.")] = "",
-    format: Annotated[str, typer.Option("--format", help="ndjson, csv, ocsf, cef or syslog.")] = "ndjson",
-    out_file: Annotated[Path | None, typer.Option("--out", help="File to write (default: stdout).")] = None,
-    bundle: Annotated[Path | None, typer.Option("--bundle", help="Write a verifiable bundle here.")] = None,
-    since: Annotated[str | None, typer.Option("--since")] = None,
-    until: Annotated[str | None, typer.Option("--until")] = None,
+    format: Annotated[
+        str, typer.Option("--format", envvar="TRAILKEEPER_FORMAT", help="ndjson, csv, ocsf, cef or syslog.")
+    ] = "ndjson",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", envvar="TRAILKEEPER_OUT", help="File to write (default: stdout).")
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", envvar="TRAILKEEPER_BUNDLE", help="Write a verifiable bundle here."),
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", envvar="TRAILKEEPER_SINCE")] = None,
+    until: Annotated[str | None, typer.Option("--until", envvar="TRAILKEEPER_UNTIL")] = None,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Export the matching events, or a bundle that proves them."""
@@ -352,8 +379,13 @@ def retention_apply(
 @retention_app.command("set")
 def retention_set(
     tenant: Tenant,
-    days: Annotated[int | None, typer.Option("--days", min=1, help="Keep bodies this many days.")] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="Keep bodies for ever.")] = False,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", envvar="TRAILKEEPER_DAYS", min=1, help="Keep bodies this many days."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", envvar="TRAILKEEPER_CLEAR", help="Keep bodies for ever.")
+    ] = False,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Set a tenant's retention (bodies older than that are archived, then purged)."""
@@ -364,6 +396,56 @@ def retention_set(
     with _open(db) as log:
         set_retention(log, tenant, None if clear else days)
     out.print(f"{tenant}: " + ("no retention" if clear else f"retention {days} days"))
+
+
+@app.command()
+def migrate(db: Db = DEFAULT_URL) -> None:
+    """Bring the store's schema up to date (opening a store does it too)."""
+    from trailkeeper.store import open_store
+
+    store = open_store(db)
+    try:
+        version = getattr(store, "schema_version", lambda: None)()
+    finally:
+        store.close()
+    out.print(f"{db}: schema version {version}")
+
+
+def reference() -> str:
+    """The command reference in Markdown, from the commands themselves (docs/cli.md)."""
+    root = typer.main.get_command(app)
+    lines = [
+        "# Command reference",
+        "",
+        "Generated by `python -m trailkeeper.cli reference` from the commands themselves. Every",
+        "option can also be set through the environment variable named beside it.",
+        "",
+    ]
+
+    def walk(command: Any, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name in subcommands:
+                walk(subcommands[name], [*path, name])
+            return
+        lines.extend([f"## `{' '.join(path)}`", "", (command.help or "").strip(), ""])
+        arguments = [p for p in command.params if p.param_type_name == "argument"]
+        options = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+        if arguments:
+            lines.extend(f"- `{p.name.upper()}`: argument" for p in arguments)
+        for option in options:
+            names = ", ".join(f"`{n}`" for n in option.opts)
+            detail = [f"env `{option.envvar}`"] if option.envvar else []
+            if option.required:
+                detail.append("required")
+            elif option.default not in (None, False, ()) and not callable(option.default):
+                detail.append(f"default `{option.default}`")
+            text = f" {option.help}" if option.help else ""
+            lines.append(f"- {names} ({', '.join(detail)}).{text}")
+        lines.append("")
+
+    walk(root, ["trailkeeper"])
+    return "\n".join(lines).rstrip() + "\n"
 
 
 # -- plumbing ---------------------------------------------------------------------------------
@@ -420,4 +502,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["reference"]:
+        sys.stdout.write(reference())
+    else:
+        main()
