@@ -1,0 +1,59 @@
+"""Exports from the console: the current search as CSV or NDJSON, streamed.
+
+One page of records is held at a time, however many match; the formats are the exporters'
+(:mod:`trailkeeper.exporters`), the same bytes as ``GET /v1/export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Final
+
+from trailkeeper.exporters import FILE_EXTENSIONS, export_lines
+from trailkeeper.store.base import Record
+
+FORMATS: Final = ("csv", "ndjson")
+# A chunk leaves once it holds this much: the first bytes go at once, and a large export
+# does not cost a write per line.
+CHUNK_BYTES: Final = 64 * 1024
+
+
+def export_body(
+    format: str, records: Iterable[Record], finished: Callable[[int, bool], None]
+) -> Iterator[bytes]:
+    """The bytes of an export, in chunks. ``finished(count, complete)`` is called at the end,
+    also when the download is cut short, with how many records went out."""
+    count = 0
+    complete = False
+
+    def counted() -> Iterator[Record]:
+        nonlocal count
+        for record in records:
+            count += 1
+            yield record
+
+    try:
+        yield from chunks(export_lines(format, counted()))
+        complete = True
+    finally:
+        finished(count, complete)
+
+
+def chunks(lines: Iterable[str], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    buffer: list[bytes] = []
+    held = 0
+    for line in lines:
+        data = line.encode("utf-8")
+        buffer.append(data)
+        held += len(data)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def attachment_name(tenant: str, format: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"trailkeeper-{tenant}-{stamp}{FILE_EXTENSIONS[format]}"
