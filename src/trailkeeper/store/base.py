@@ -231,7 +231,13 @@ class Store(ABC):
     @abstractmethod
     def purge(self, tenant: str, before_us: int) -> int:
         """Drop the bodies of records that occurred before ``before_us``, keeping their seq and
-        leaf hash; return how many were purged."""
+        leaf hash, and move the tenant's purge mark there (in the same transaction); return
+        how many were purged."""
+
+    @abstractmethod
+    def purged_before(self, tenant: str) -> int | None:
+        """The tenant's purge mark: every record before it has lost its body. Searches and
+        counts never reach below it."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -100,5 +100,13 @@ _V2 = (
     )""",
 )
 
-SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
+_V3 = (
+    # How far retention has purged each tenant: every record before it has lost its body.
+    """CREATE TABLE purges (
+        tenant TEXT PRIMARY KEY,
+        before_us INTEGER NOT NULL
+    )""",
+)
+
+SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3))
 LATEST = SQLITE_MIGRATIONS[-1][0]

@@ -8,6 +8,7 @@ power cut, and group commit spreads the cost of that fsync over every caller wai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -412,7 +413,16 @@ class SQLiteStore(Store):
                 return kind
         return None
 
+    def purged_before(self, tenant: str) -> int | None:
+        row = self._reader().execute("SELECT before_us FROM purges WHERE tenant = ?", (tenant,)).fetchone()
+        return int(row[0]) if row else None
+
+    def _unpurged(self, tenant: str, query_filter: Filter) -> Filter:
+        mark = self.purged_before(tenant)
+        return query_filter if mark is None else query_filter.merge(Filter(after_us=mark))
+
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
+        query = dataclasses.replace(query, filter=self._unpurged(query.tenant, query.filter))
         try:
             driver = self._few_candidates(query)
         except sqlite3.OperationalError as exc:
@@ -427,7 +437,7 @@ class SQLiteStore(Store):
         return [(Position(o, s), with_leaf_hash(body, leaf)) for o, s, body, leaf in rows]
 
     def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
-        sql, params = count_sql(filter, tenant, group_by, DIALECT)
+        sql, params = count_sql(self._unpurged(tenant, filter), tenant, group_by, DIALECT)
         rows = self._reader().execute(sql, params).fetchall()
         return [(None if key is None else str(key), int(n)) for key, n in rows]
 
@@ -541,6 +551,11 @@ class SQLiteStore(Store):
                         )
                 conn.execute(
                     "UPDATE events SET body = NULL WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
+                    (tenant, before_us),
+                )
+                conn.execute(
+                    "INSERT INTO purges (tenant, before_us) VALUES (?, ?) ON CONFLICT (tenant) "
+                    "DO UPDATE SET before_us = max(before_us, excluded.before_us)",
                     (tenant, before_us),
                 )
                 conn.execute("COMMIT")
