@@ -88,7 +88,7 @@ def test_stream_does_not_depend_on_string_hash_randomisation() -> None:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     digests = {
-        subprocess.run(  # noqa: S603 (this interpreter, on a fixed program)
+        subprocess.run(
             [sys.executable, "-c", program],
             env={**env, "PYTHONHASHSEED": hash_seed},
             capture_output=True,

@@ -41,8 +41,7 @@ GO_PETER_PRIVATE = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y
 GO_PETER_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_ENOCH_VERIFIER = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop"
 GO_TEXT = (
-    "If you think cryptography is the answer to your problem,\n"
-    "then you don't know what your problem is.\n"
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
 )
 GO_PETER_SIGNATURE = (
     "— PeterNeumann "
@@ -73,9 +72,7 @@ def checkpoint() -> Checkpoint:
 # --- the format ---------------------------------------------------------------------------
 
 
-def test_signed_checkpoint_opens_with_its_verifier_key(
-    key: SigningKey, checkpoint: Checkpoint
-) -> None:
+def test_signed_checkpoint_opens_with_its_verifier_key(key: SigningKey, checkpoint: Checkpoint) -> None:
     opened = open_checkpoint(key.sign(checkpoint), VerifierKey.parse(key.verifier_key))
 
     assert opened.origin == "trailkeeper.example/acme"
@@ -101,9 +98,7 @@ def test_signed_checkpoint_has_the_c2sp_layout(key: SigningKey, checkpoint: Chec
     assert blob[:4] == key.key_hash
 
 
-def test_signature_covers_the_body_with_its_final_newline(
-    key: SigningKey, checkpoint: Checkpoint
-) -> None:
+def test_signature_covers_the_body_with_its_final_newline(key: SigningKey, checkpoint: Checkpoint) -> None:
     note = key.sign(checkpoint)
     signature = base64.b64decode(note.rsplit(" ", 1)[1])[4:]
 
@@ -232,9 +227,7 @@ def flip_padding_bit(encoded: str) -> str:
     return flipped
 
 
-def test_signature_in_non_canonical_base64_is_rejected(
-    key: SigningKey, checkpoint: Checkpoint
-) -> None:
+def test_signature_in_non_canonical_base64_is_rejected(key: SigningKey, checkpoint: Checkpoint) -> None:
     note = key.sign(checkpoint)
     head, blob = note[:-1].rsplit(" ", 1)
 
@@ -376,9 +369,7 @@ origins = st.text(st.characters(min_codepoint=0x20, codec="utf-8"), min_size=1, 
 
 
 @settings(max_examples=100)
-@given(
-    origin=origins, tree_size=st.integers(0, 2**64 - 1), root=st.binary(min_size=32, max_size=32)
-)
+@given(origin=origins, tree_size=st.integers(0, 2**64 - 1), root=st.binary(min_size=32, max_size=32))
 def test_any_checkpoint_round_trips_through_sign_and_open(
     key: SigningKey, origin: str, tree_size: int, root: bytes
 ) -> None:
@@ -481,6 +472,4 @@ def test_threads_racing_to_create_a_key_all_get_the_same_key(tmp_path: Path) -> 
         assert len(keys[tenant]) == threads_per_tenant
         stored = load_key(tmp_path / f"{tenant}.key", "x").public_key_bytes
         assert set(keys[tenant]) == {stored}
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
-        f"{tenant}.key" for tenant in tenants
-    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"{tenant}.key" for tenant in tenants)

@@ -83,9 +83,7 @@ def test_quoted_value_may_hold_spaces() -> None:
 
 def test_star_inside_quotes_is_literal_and_after_them_is_a_prefix() -> None:
     assert parse_query('action:"auth.*"').terms == (Term("action", "auth.*"),)
-    assert parse_query('integration:"google c"*').terms == (
-        Term("integration", "google c", prefix=True),
-    )
+    assert parse_query('integration:"google c"*').terms == (Term("integration", "google c", prefix=True),)
 
 
 def test_only_the_last_star_of_a_bare_value_makes_the_prefix() -> None:
@@ -100,9 +98,7 @@ def test_colons_after_the_field_name_belong_to_the_value() -> None:
 
 def test_enumerated_fields_accept_a_prefix_of_a_known_value() -> None:
     assert parse_query("category:auth*").terms == (Term("category", "auth", prefix=True),)
-    assert parse_query("-actor_type:s*").terms == (
-        Term("actor_type", "s", prefix=True, negated=True),
-    )
+    assert parse_query("-actor_type:s*").terms == (Term("actor_type", "s", prefix=True, negated=True),)
 
 
 def test_a_hyphen_inside_a_value_or_word_is_not_negation() -> None:
@@ -208,9 +204,7 @@ def test_parse_time_reads_rfc3339_and_dates(text: str, expected: int) -> None:
         ("9999-12-31T23:59:59-00:01", "outside the years 0001-9999"),
     ],
 )
-def test_parse_time_refuses_what_is_not_a_time_naming_the_parameter(
-    text: str, fragment: str
-) -> None:
+def test_parse_time_refuses_what_is_not_a_time_naming_the_parameter(text: str, fragment: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_time(text, "until")
     assert caught.value.field == "until"
@@ -284,9 +278,7 @@ def test_format_time_and_parse_time_are_inverse(us: int) -> None:
         ("lone\ud800", 4, "lone surrogate U+D800"),
     ],
 )
-def test_malformed_query_names_the_fault_and_its_position(
-    query: str, position: int, fragment: str
-) -> None:
+def test_malformed_query_names_the_fault_and_its_position(query: str, position: int, fragment: str) -> None:
     error = error_of(query)
     assert error.position == position
     assert fragment in error.message
@@ -461,9 +453,9 @@ bounds = st.none() | st.one_of(
 filters = st.builds(
     Filter,
     terms=st.lists(terms(), max_size=4).map(tuple),
-    text=st.lists(
-        st.text(printable, min_size=1, max_size=12).filter(lambda t: t.strip(" ")), max_size=3
-    ).map(tuple),
+    text=st.lists(st.text(printable, min_size=1, max_size=12).filter(lambda t: t.strip(" ")), max_size=3).map(
+        tuple
+    ),
     after_us=bounds,
     before_us=bounds,
 )

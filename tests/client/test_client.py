@@ -381,7 +381,7 @@ CRASHING_PRODUCER = textwrap.dedent(
 
 
 def test_events_of_a_killed_process_are_sent_by_the_next_client(make_client: MakeClient, spool: Path) -> None:
-    producer = subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+    producer = subprocess.Popen(
         [sys.executable, "-c", CRASHING_PRODUCER, str(spool), "50"], stdout=subprocess.PIPE, text=True
     )
     try:
@@ -421,7 +421,7 @@ FORGETFUL_PRODUCER = textwrap.dedent(
 def test_a_client_left_open_delivers_its_memory_queue_when_the_interpreter_exits(tmp_path: Path) -> None:
     received = tmp_path / "received"
 
-    run = subprocess.run(  # noqa: S603 (this interpreter, on a fixed program)
+    run = subprocess.run(
         [sys.executable, "-c", FORGETFUL_PRODUCER, str(received)],
         capture_output=True,
         text=True,
