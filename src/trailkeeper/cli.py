@@ -348,7 +348,12 @@ def export(
             from trailkeeper.bundle import write_bundle
 
             info = write_bundle(log, tenant, bundle, None if query_filter.is_empty else query_filter)
-            err.print(f"bundle written to {bundle}: {info}")
+            kind = "a subset with inclusion proofs" if info.subset else "the whole log"
+            err.print(
+                f"bundle of {info.tenant} ({kind}): {info.records} records, {info.purged} purged, "
+                f"checkpoint at tree size {info.tree_size}, in {bundle}",
+                markup=False,
+            )
             return
         records = log.iter_search(tenant, query_filter, order="asc")
         lines = export_lines(format, records)

@@ -65,6 +65,9 @@ def uvicorn_server(app: FastAPI) -> uvicorn.Server:
         lifespan="off",
         log_level="warning",
         access_log=False,
+        # The client address is the peer's: X-Forwarded-For is a header anyone can send, and
+        # an audit log must not record an IP a caller chose.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
     return uvicorn.Server(config)

@@ -190,7 +190,8 @@ def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect
 
 
 def search_text(record: dict[str, Any]) -> str:
-    """What free-text search sees of a record: its description, names and metadata values."""
+    """What free-text search sees of a record: its description, the names of its actor,
+    targets and workflow, where it came from, and its metadata values."""
     parts: list[str] = []
     if "description" in record:
         parts.append(record["description"])
@@ -202,6 +203,9 @@ def search_text(record: dict[str, Any]) -> str:
     workflow = record.get("workflow")
     if workflow:
         parts.extend(workflow[k] for k in ("name", "trigger", "step") if k in workflow)
+    context = record.get("context")
+    if context and "location" in context:
+        parts.append(context["location"])
     if "metadata" in record:
         parts.extend(_values(record["metadata"]))
     return "\n".join(parts)
