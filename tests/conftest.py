@@ -20,13 +20,34 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-STORES = ["sqlite"]
+# Every conformance test runs against every store.
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """One database for the whole run, created here and dropped at the end; each test
+    empties it first."""
+    from pg import pg_available, temporary_database
+
+    reason = pg_available()
+    if reason is not None:
+        skip_or_fail(reason)
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    if request.param == "postgresql":
+        from pg import reset_database
+
+        url = request.getfixturevalue("postgres_database")
+        reset_database(url)
+        yield url
         return
     raise AssertionError(request.param)
 

@@ -16,10 +16,10 @@ def open_store(url: str = DEFAULT_URL) -> Store:
         return open_sqlite(url)
     if url.startswith(("postgresql:", "postgres:")):
         try:
-            from trailkeeper.store.postgres import open_postgres  # type: ignore[import-not-found]
+            from trailkeeper.store.postgres import open_postgres
         except ImportError:
             raise InvalidArgument("db", "the PostgreSQL store is not available in this build") from None
-        return open_postgres(url)  # type: ignore[no-any-return]
+        return open_postgres(url)
     raise InvalidArgument("db", f"unknown storage URL {url!r}: use sqlite:///path.db or postgresql://...")
 
 

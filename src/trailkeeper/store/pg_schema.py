@@ -22,13 +22,18 @@ version once; each version is one transaction, so a failed upgrade leaves the la
 
 from __future__ import annotations
 
+import logging
 import re
+import struct
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import psycopg.errors
 from psycopg.rows import TupleRow
+
+log = logging.getLogger("trailkeeper.store.postgres")
 
 # Advisory lock keys, (class, object) pairs: the class keeps them apart from other users of
 # the same database.
@@ -135,7 +140,16 @@ _V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)
+_V2 = (
+    # How far retention has purged each tenant: searches and counts stop at this mark, so a
+    # late event from before it stays out of sight, as it does in the SQLite store.
+    f"""CREATE TABLE purges (
+        tenant {_TEXT} PRIMARY KEY,
+        before_us bigint NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -209,11 +223,60 @@ def create_partition_sql(table: str, month: Month) -> str:
     )
 
 
-def months_between(first: Month, last: Month) -> Iterable[Month]:
-    month = first
-    while month <= last:
-        yield month
-        month = next_month(month)
+def add_months(month: Month, count: int) -> Month:
+    index = month[0] * 12 + month[1] - 1 + count
+    return (index // 12, index % 12 + 1)
+
+
+def existing_months(conn: psycopg.Connection[TupleRow]) -> set[Month]:
+    """The months that have their own partition."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass"
+    ).fetchall()
+    return {m for (name,) in rows if (m := month_of_partition(name)) is not None}
+
+
+class Partitions:
+    """The monthly partitions one process knows to exist, and their creation on demand.
+
+    Only months from ``past`` months ago to ``ahead`` months on get a partition: rows of
+    other months go to the default partition rather than let a producer's clock create
+    tables without end. Creating a partition takes a strong lock on its parent, so it waits
+    at most ``lock_timeout``; a month that cannot have its partition (rows of it already sit
+    in the default partition, or readers hold the table) stays in the default partition.
+    """
+
+    def __init__(self, past: int, ahead: int, lock_timeout: str) -> None:
+        self.past = past
+        self.ahead = ahead
+        self.lock_timeout = lock_timeout
+        self.known: set[Month] = set()
+        self.refused: set[Month] = set()
+
+    def wanted(self, months: set[Month], now: datetime) -> set[Month]:
+        """The months among ``months`` that should get a partition this process has not seen."""
+        first = add_months((now.year, now.month), -self.past)
+        last = add_months((now.year, now.month), self.ahead)
+        return {m for m in months if first <= m <= last} - self.known - self.refused
+
+    def create(self, conn: psycopg.Connection[TupleRow], months: set[Month]) -> None:
+        """Create the partitions of ``months`` that do not exist yet, one server at a time."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, PARTITION_LOCK))
+            # Only the DDL has a timeout: the advisory lock is held briefly.
+            conn.execute(f"SET LOCAL lock_timeout = '{self.lock_timeout}'")
+            self.known |= existing_months(conn)
+            for month in sorted(months - self.known):
+                try:
+                    with conn.transaction():
+                        for table in PARTITIONED:
+                            conn.execute(create_partition_sql(table, month))
+                except (psycopg.errors.CheckViolation, psycopg.errors.LockNotAvailable) as exc:
+                    log.warning("no partition for %04d-%02d, using the default one: %s", *month, exc)
+                    self.refused.add(month)
+                else:
+                    self.known.add(month)
 
 
 # -- how values are held -------------------------------------------------------------------
@@ -247,32 +310,46 @@ def text_from_column(value: str) -> str:
 # construction and PostgreSQL's own parser (which keeps e-mail addresses and host names
 # whole) never sees user text.
 _WORD = re.compile(r"[^\W_]+")
-# tsvector and tsquery refuse a lexeme of 2048 bytes or more; positions stop at 16383.
+# tsvector and tsquery refuse a lexeme of 2048 bytes or more (a word of 512 characters may
+# be that long in UTF-8), a position past 16383, and more than 256 positions of one lexeme.
 _MAX_LEXEME_BYTES = 2047
 _MAX_POSITION = 16383
+_MAX_POSITIONS = 256
+_SHORT_WORD = _MAX_LEXEME_BYTES // 4
 
 
 def words(text: str) -> list[str]:
     """The words free-text search sees in ``text``."""
-    folded = unicodedata.normalize("NFD", text)
-    folded = "".join(ch for ch in folded if unicodedata.category(ch) != "Mn")
-    return _WORD.findall(folded.lower())
+    text = text.lower()
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFD", text)
+        text = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return _WORD.findall(text)
 
 
-def _lexeme(word: str) -> str:
-    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+def _fits(word: str) -> bool:
+    return len(word) <= _SHORT_WORD or len(word.encode()) <= _MAX_LEXEME_BYTES
 
 
-def tsvector_text(text: str) -> str | None:
-    """The ``tsvector`` literal of a record's search text, with word positions so that a
-    phrase matches only its words in order; None when there are no words."""
-    positions: dict[str, list[str]] = {}
+def tsvector_binary(text: str) -> bytes | None:
+    """A record's search text as a ``tsvector`` in PostgreSQL's binary form (what COPY
+    BINARY takes; quicker for the server to read than the text form): the count of
+    lexemes, then each lexeme, NUL-terminated, with its count of positions and the
+    positions, ascending, as 16-bit integers. Positions let a phrase match only its words
+    in order. None when there are no words."""
+    positions: dict[str, list[int]] = {}
     for position, word in enumerate(words(text), start=1):
-        if len(word.encode()) <= _MAX_LEXEME_BYTES:
-            positions.setdefault(word, []).append(str(min(position, _MAX_POSITION)))
-    if not positions:
-        return None
-    return " ".join(f"{_lexeme(word)}:{','.join(at)}" for word, at in positions.items())
+        at = positions.setdefault(word, [])
+        # Positions stop at 16383 and each must be larger than the one before.
+        if len(at) < _MAX_POSITIONS and (not at or at[-1] < _MAX_POSITION):
+            at.append(min(position, _MAX_POSITION))
+    check = len(text) > _SHORT_WORD  # else no word can be too long
+    entries = [
+        word.encode() + b"\0" + struct.pack(f"!H{len(at)}H", len(at), *at)
+        for word, at in positions.items()
+        if not check or _fits(word)
+    ]
+    return struct.pack("!i", len(entries)) + b"".join(entries) if entries else None
 
 
 def tsquery_text(terms: Sequence[str]) -> str | None:
@@ -281,7 +358,7 @@ def tsquery_text(terms: Sequence[str]) -> str | None:
     phrases: list[str] = []
     for term in terms:
         found = words(term)
-        if not found or any(len(w.encode()) > _MAX_LEXEME_BYTES for w in found):
+        if not found or not all(_fits(w) for w in found):
             return None
-        phrases.append("(" + " <-> ".join(_lexeme(w) for w in found) + ")")
+        phrases.append("(" + " <-> ".join(f"'{w}'" for w in found) + ")")
     return " & ".join(phrases) if phrases else None

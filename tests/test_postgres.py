@@ -1,0 +1,600 @@
+"""The PostgreSQL store beyond the conformance suite: several servers on one database, query
+plans on a large table, migrations that race, retention by month, and how values are held.
+
+Every test works in a database of its own (tests/pg.py); without the server the tests skip,
+and under ``CI=true`` they fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pg import require_postgres, reset_database, temporary_database
+from trailkeeper import AuditLog, merkle, tiles
+from trailkeeper.events import prepare_batch
+from trailkeeper.query import parse_query
+from trailkeeper.store import pg_schema
+from trailkeeper.store.base import AppendRequest, PageQuery, StoredCheckpoint
+from trailkeeper.store.postgres import (
+    DIALECT,
+    RECORD_BY_LEAF,
+    RECORDS_SINCE_SEQ,
+    PostgresStore,
+    for_psycopg,
+    migrate,
+)
+from trailkeeper.store.sql import page_sql
+
+pytestmark = pytest.mark.postgres
+
+LOGIN = {
+    "category": "authentication",
+    "action": "auth.login.succeeded",
+    "actor": {"type": "user", "id": "u1"},
+}
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    require_postgres()
+    with temporary_database() as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
+def url(database: str) -> str:
+    reset_database(database)
+    return database
+
+
+@pytest.fixture
+def log(url: str, tmp_path: Path) -> Iterator[AuditLog]:
+    with AuditLog.open(url, key_dir=tmp_path / "keys") as audit_log:
+        yield audit_log
+
+
+def _leaf_seqs(store: Any, tenant: str) -> list[int]:
+    return [leaf.seq for leaf in store.leaves(tenant)]
+
+
+def _stored_ids(store: Any, tenant: str) -> dict[str, int]:
+    return {json.loads(leaf.body)["id"]: leaf.seq for leaf in store.leaves(tenant) if leaf.body}
+
+
+# -- several servers on one database ------------------------------------------------------------
+_WORKER = """
+import json, sys, time
+from trailkeeper import AuditLog
+
+url, key_dir = sys.argv[1], sys.argv[2]
+worker, start, batches = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+log = AuditLog.open(url, key_dir=key_dir)
+time.sleep(max(0.0, start - time.time()))
+for batch in range(batches):
+    tenant = ("acme", "beta")[batch % 2]
+    actor = {"type": "service", "id": f"server-{worker}"}
+    events = [
+        {"id": f"w{worker}-b{batch}-{i}", "category": "system", "action": "load.test", "actor": actor}
+        for i in range(20)
+    ]
+    # Every server sends this one: it must be stored once, and all of them told its one seq.
+    events.append({"id": f"shared-{batch}", "category": "system", "action": "load.test", "actor": actor})
+    for record in log.record_many(tenant, events):
+        print(json.dumps([tenant, record["id"], record["seq"]]), flush=True)
+log.close()
+"""
+
+
+def _acknowledged(outputs: list[str]) -> dict[str, dict[str, set[int]]]:
+    """tenant -> id -> every seq some server acknowledged for it."""
+    acked: dict[str, dict[str, set[int]]] = {}
+    for output in outputs:
+        for line in output.splitlines():
+            tenant, event_id, seq = json.loads(line)
+            acked.setdefault(tenant, {}).setdefault(event_id, set()).add(seq)
+    return acked
+
+
+@pytest.mark.slow
+def test_four_processes_appending_at_once_keep_every_log_gap_free_and_verifiable(
+    url: str, tmp_path: Path
+) -> None:
+    start = time.time() + 3  # after every process has opened its log
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, str(tmp_path / "keys"), str(n), str(start), "12"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        outputs.append(out)
+    acked = _acknowledged(outputs)
+    with AuditLog.open(url, key_dir=tmp_path / "keys") as log:
+        for tenant in ("acme", "beta"):
+            ids = acked[tenant]
+            assert all(len(seqs) == 1 for seqs in ids.values()), "an id was given two seqs"
+            stored = _stored_ids(log.store, tenant)
+            assert _leaf_seqs(log.store, tenant) == list(range(len(ids)))
+            assert log.tree_size(tenant) == len(ids) == 4 * 6 * 20 + 6
+            assert {i: next(iter(s)) for i, s in ids.items()} == stored
+            report = log.verify(tenant)
+            assert report.intact, report
+            assert report.signed_size == len(ids)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until_up(base: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base} did not come up")
+
+
+def _send_batches(base: str, secret: str, server: int, acked: list[tuple[str, int]]) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as client:
+        for batch in range(8):
+            events = [
+                {
+                    "id": f"s{server}-b{batch}-{i}",
+                    "category": "system",
+                    "action": "load.test",
+                    "actor": {"type": "service", "id": f"sender-{server}"},
+                }
+                for i in range(25)
+            ]
+            events.append({**events[0], "id": f"shared-{batch}"})
+            response = client.post("/v1/events", json={"events": events})
+            assert response.status_code == 201, response.text
+            acked.extend((e["id"], e["seq"]) for e in response.json()["events"])
+
+
+@pytest.mark.slow
+def test_four_servers_behind_one_database_keep_the_log_gap_free_and_verify_passes(
+    url: str, tmp_path: Path
+) -> None:
+    environment = {**os.environ, "TRAILKEEPER_KEY_DIR": str(tmp_path / "keys"), "TRAILKEEPER_DB": url}
+    with AuditLog.open(url, key_dir=tmp_path / "keys") as log:
+        _, secret = log.create_key("acme", ["events:write"])
+    trailkeeper = str(Path(sys.executable).with_name("trailkeeper"))
+    ports = [_free_port() for _ in range(4)]
+    servers = [
+        subprocess.Popen(
+            [trailkeeper, "serve", "--port", str(port)],
+            env=environment,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for port in ports
+    ]
+    acked: list[tuple[str, int]] = []
+    try:
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        for base, server in zip(bases, servers, strict=True):
+            _wait_until_up(base, server)
+        senders = [
+            threading.Thread(target=_send_batches, args=(base, secret, n, acked))
+            for n, base in enumerate(bases)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.communicate(timeout=60)
+    assert all(server.returncode == 0 for server in servers)
+    assert len(acked) == 4 * 8 * 26
+    verify = subprocess.run(
+        [trailkeeper, "verify", "--tenant", "acme"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    with AuditLog.open(url, key_dir=tmp_path / "keys") as log:
+        stored = _stored_ids(log.store, "acme")
+        # The servers record their own start, stop and key creation in the same log.
+        assert _leaf_seqs(log.store, "acme") == list(range(log.tree_size("acme")))
+        assert all(stored[event_id] == seq for event_id, seq in acked)
+        assert len({event_id for event_id, _ in acked}) == 4 * 8 * 25 + 8
+
+
+@contextmanager
+def _store(url: str) -> Iterator[PostgresStore]:
+    store = PostgresStore(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_an_edge_remembered_by_one_server_is_not_trusted_after_another_appended(url: str) -> None:
+    with _store(url) as first, _store(url) as second:
+        for store, count in ((first, 300), (second, 300), (first, 10), (second, 1), (first, 257)):
+            store.append([AppendRequest("acme", prepare_batch("acme", [LOGIN] * count))])
+        leaves = [leaf.leaf_hash for leaf in first.leaves("acme")]
+        size = first.tree_size("acme")
+        assert size == len(leaves) == 868
+        stored_root = tiles.TileReader(lambda level, index: second.tile("acme", level, index), size).root()
+        assert stored_root == merkle.root_hash(leaves)
+
+
+def test_a_checkpoint_smaller_than_one_stored_is_not_stored(url: str) -> None:
+    # Servers sign on their own; the store keeps a tenant's checkpoints in the order of size.
+    with _store(url) as store:
+        for size in (10, 5, 12, 12):
+            store.add_checkpoint(StoredCheckpoint("acme", size, bytes(32), f"note {size}", "t"))
+        assert [c.tree_size for c in store.checkpoints("acme")] == [10, 12]
+
+
+def test_the_first_server_to_record_a_verifier_key_wins(url: str) -> None:
+    with _store(url) as first, _store(url) as second:
+        assert first.set_verifier_key("acme", "key-a") == "key-a"
+        assert second.set_verifier_key("acme", "key-b") == "key-a"
+        assert second.verifier_key("acme") == "key-a"
+
+
+# -- migrations ---------------------------------------------------------------------------------
+_MIGRATE = """
+import sys, time
+from trailkeeper.store.postgres import migrate
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print(migrate(sys.argv[1]))
+"""
+
+
+def test_two_servers_migrating_at_once_both_succeed_and_apply_each_version_once() -> None:
+    require_postgres()
+    with temporary_database() as fresh:
+        start = time.time() + 1.5
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _MIGRATE, fresh, str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        results = [run.communicate(timeout=60) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], results
+        assert [out.strip() for out, _ in results] == [str(pg_schema.LATEST)] * 2
+        with psycopg.connect(fresh) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [version for version, _ in pg_schema.MIGRATIONS]
+
+
+# -- query plans on a large table ---------------------------------------------------------------
+BIG_ROWS = 200_000
+BIG_MONTH = (2020, 1)
+BIG_PARTITIONS = {pg_schema.partition_name(table, BIG_MONTH) for table in pg_schema.PARTITIONED}
+
+_BIG_EVENTS = """
+INSERT INTO {partition} (tenant, seq, occurred_us, leaf_hash, body, category, action, outcome,
+                         actor_type, actor_id, integration, workflow_run, ip, tsv)
+SELECT 'big', i, %(start)s::bigint + i * %(step)s::bigint, sha256(int8send(i)), convert_to('{{}}', 'UTF8'),
+       (ARRAY['authentication', 'user_activity', 'integration', 'workflow', 'system'])[1 + i %% 5],
+       'svc' || (i %% 50) || '.op' || (i %% 7),
+       CASE WHEN i %% 25 = 0 THEN 'failure' ELSE 'success' END,
+       (ARRAY['user', 'agent', 'integration', 'service', 'system'])[1 + i %% 5],
+       'user-' || (i %% 2000),
+       CASE WHEN i %% 3 = 0 THEN 'provider' || (i %% 20) END,
+       CASE WHEN i %% 3 = 1 THEN 'run-' || (i / 10) END,
+       '10.' || (i %% 200) || '.' || (i %% 97) || '.1',
+       to_tsvector('simple', 'alpha w' || (i %% 1000) || ' beta')
+FROM generate_series(0, %(last)s) AS i
+"""
+_BIG_TARGETS = """
+INSERT INTO {partition} (tenant, seq, occurred_us, type, id)
+SELECT 'big', i, %(start)s::bigint + i * %(step)s::bigint, 'deal', 'deal-' || (i %% 5000)
+FROM generate_series(0, %(last)s, 4) AS i
+"""
+_BIG_LEAVES = """
+INSERT INTO leaves (tenant, seq, id, occurred_us, leaf_hash)
+SELECT 'big', i, 'event-' || i, %(start)s::bigint + i * %(step)s::bigint, sha256(int8send(i))
+FROM generate_series(0, %(last)s) AS i
+"""
+
+
+@pytest.fixture(scope="module")
+def big_database() -> Iterator[str]:
+    """200,000 rows of one tenant in one month's partition, made the quick way: filled as a
+    plain table and then attached, so that PostgreSQL builds each index once, sorted."""
+    require_postgres()
+    start = pg_schema.month_start_us(BIG_MONTH)
+    end = pg_schema.month_start_us(pg_schema.next_month(BIG_MONTH))
+    params = {"start": start, "step": (end - start) // BIG_ROWS, "last": BIG_ROWS - 1}
+    with temporary_database() as big:
+        migrate(big)
+        with psycopg.connect(big, autocommit=True) as conn:
+            for table, fill in (("events", _BIG_EVENTS), ("event_targets", _BIG_TARGETS)):
+                partition = pg_schema.partition_name(table, BIG_MONTH)
+                conn.execute(f"CREATE UNLOGGED TABLE {partition} (LIKE {table} INCLUDING DEFAULTS)")
+                conn.execute(fill.format(partition=partition), params)
+                conn.execute(
+                    f"ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({start}) TO ({end})"
+                )
+            conn.execute(_BIG_LEAVES, params)
+            conn.execute("ANALYZE")
+        yield big
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """How a plan reads the large partitions: scan kinds, and the conditions of its indexes."""
+
+    scans: set[str]
+    index_conditions: str
+
+
+def _reads_of_big_partitions(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> _Reads:
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+    assert row is not None
+    nodes = list(_plan_nodes(row[0][0]["Plan"]))
+    on_big = [node for node in nodes if node.get("Relation Name") in BIG_PARTITIONS]
+    # A bitmap index scan names its index, not its table; partition indexes start with the
+    # partition's name.
+    big_indexes = [
+        node
+        for node in nodes
+        if any(str(node.get("Index Name", "")).startswith(name + "_") for name in BIG_PARTITIONS)
+    ]
+    return _Reads(
+        {node["Node Type"] for node in on_big}, " ".join(str(n.get("Index Cond")) for n in big_indexes)
+    )
+
+
+INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("query", "order", "indexed"),
+    [
+        ("actor:user-42", "desc", "actor_id ="),
+        ("action:svc7.op0", "desc", "action ="),
+        # A prefix matching many actions is read in time order from the primary key.
+        ("action:svc7.*", "desc", "tenant ="),
+        ("workflow_run:run-1234", "desc", "workflow_run ="),
+        ("ip:10.42.13.1", "desc", "ip ="),
+        ("target:deal-42", "desc", "id ="),
+        ("after:2020-01-05 before:2020-01-06", "desc", "occurred_us >="),
+        ("after:2020-01-05 before:2020-01-06", "asc", "occurred_us >="),
+        ("w42", "desc", "tsv @@"),
+        ('"alpha w42"', "asc", "tsv @@"),
+        ("outcome:failure", "desc", "outcome ="),
+        ("integration:provider3 actor:user-3", "desc", "_id ="),
+    ],
+)
+def test_main_filters_read_the_large_partition_through_their_index(
+    big_database: str, query: str, order: str, indexed: str
+) -> None:
+    page = PageQuery("big", parse_query(query), order, 101, None, BIG_ROWS)
+    sql, params = for_psycopg(*page_sql(page, DIALECT))
+    with psycopg.connect(big_database) as conn:
+        reads = _reads_of_big_partitions(conn, sql, params)
+    assert reads.scans, "the plan does not read the large partition"
+    assert reads.scans <= INDEX_SCANS, reads
+    assert indexed in reads.index_conditions
+
+
+@pytest.mark.slow
+def test_a_record_is_read_by_id_and_by_seq_through_indexes(big_database: str) -> None:
+    with psycopg.connect(big_database) as conn:
+        for sql, params in (
+            (RECORD_BY_LEAF + "l.id = %s", ["big", "event-123456"]),
+            (RECORD_BY_LEAF + "l.seq = %s", ["big", 123456]),
+            (RECORDS_SINCE_SEQ, ["big", 150000, 100]),
+        ):
+            assert _reads_of_big_partitions(conn, sql, params).scans <= INDEX_SCANS
+
+
+# -- retention ------------------------------------------------------------------------------------
+def _month_back(months: int) -> tuple[int, int]:
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 - months
+    return (index // 12, index % 12 + 1)
+
+
+def _in_month(months: int, day: int = 10) -> str:
+    year, month = _month_back(months)
+    return f"{year:04d}-{month:02d}-{day:02d}T12:00:00Z"
+
+
+def _proof_hashes(proof: dict[str, Any]) -> list[bytes]:
+    return [base64.b64decode(h) for h in proof["hashes"]]
+
+
+def _partition_of(url: str, tenant: str, seq: int) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT tableoid::regclass::text FROM events WHERE tenant = %s AND seq = %s", (tenant, seq)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_purge_drops_bodies_and_keeps_leaves_so_earlier_proofs_still_verify(log: AuditLog) -> None:
+    old = log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(3), "description": "old secret"}] * 5)
+    log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(1)}] * 5)
+    log.checkpoint("acme")
+    root = log.root_hash("acme", 10)
+
+    cutoff = pg_schema.month_start_us(_month_back(2))
+    assert log.store.purge("acme", cutoff) == 5
+    assert log.store.purged_before("acme") == cutoff
+
+    assert log.get("acme", old[0]["id"]) is None
+    assert [r["seq"] for r in log.search("acme", order="asc").events] == list(range(5, 10))
+    assert log.search("acme", '"old secret"').events == []
+    assert [leaf.body is None for leaf in log.store.leaves("acme")] == [True] * 5 + [False] * 5
+    proof = log.inclusion_proof("acme", 2, 10)
+    merkle.verify_inclusion(bytes.fromhex(old[2]["leaf_hash"]), 2, 10, _proof_hashes(proof), root)
+    assert log.verify("acme").intact
+    # A late event from before the purge mark is kept, but search stops at the mark.
+    late = log.record("acme", **LOGIN, occurred_at=_in_month(3))
+    assert log.get("acme", late["id"]) == late
+    assert late["id"] not in {r["id"] for r in log.search("acme").events}
+
+
+def test_dropping_an_old_month_keeps_the_tree_and_late_events_of_it_still_land(
+    log: AuditLog, url: str
+) -> None:
+    old = log.record_many("beta", [{**LOGIN, "occurred_at": _in_month(3)}] * 4)
+    log.record_many("beta", [{**LOGIN, "occurred_at": _in_month(1)}] * 3)
+    log.checkpoint("beta")
+    earlier_root = log.root_hash("beta", 7)
+
+    assert isinstance(log.store, PostgresStore)
+    dropped = log.store.drop_partitions_before(pg_schema.month_start_us(_month_back(2)))
+
+    assert pg_schema.partition_name("events", _month_back(3)) in dropped
+    assert pg_schema.partition_name("events", _month_back(1)) not in dropped
+    late = log.record("beta", **LOGIN, occurred_at=_in_month(3, day=20))
+    with _store(url) as other_server:
+        # It finds the month without a partition and rows of it in the default partition.
+        other_server.append(
+            [AppendRequest("beta", prepare_batch("beta", [{**LOGIN, "occurred_at": _in_month(3)}]))]
+        )
+    assert log.get("beta", late["id"]) == late
+    assert _partition_of(url, "beta", 8) == _partition_of(url, "beta", 7) == "events_default"
+    # Oldest first: the two late ones happened before the three that were kept.
+    assert [r["seq"] for r in log.search("beta", order="asc").events] == [8, 7, 4, 5, 6]
+    assert [leaf.body is None for leaf in log.store.leaves("beta")] == [True] * 4 + [False] * 5
+    root = log.root_hash("beta", 9)
+    merkle.verify_inclusion(
+        bytes.fromhex(old[1]["leaf_hash"]), 1, 9, _proof_hashes(log.inclusion_proof("beta", 1, 9)), root
+    )
+    consistency = _proof_hashes(log.consistency_proof("beta", 7, 9))
+    merkle.verify_consistency(7, 9, consistency, earlier_root, root)
+    assert log.verify("beta").intact
+
+
+def test_events_far_from_now_go_to_the_default_partition_and_are_found(log: AuditLog, url: str) -> None:
+    record = log.record("acme", **LOGIN, occurred_at="2001-02-03T04:05:06Z")
+    assert _partition_of(url, "acme", record["seq"]) == "events_default"
+    assert log.search("acme", "before:2002-01-01").events == [record]
+
+
+# -- how values are held --------------------------------------------------------------------------
+@settings(max_examples=300)
+@given(
+    st.text(alphabet=st.sampled_from("\x00\x01\x02ab\u00e9"), max_size=8),
+    st.text(alphabet=st.sampled_from("\x00\x01\x02ab\u00e9"), max_size=8),
+)
+def test_escaped_text_keeps_order_and_comes_back_unchanged(a: str, b: str) -> None:
+    held_a, held_b = pg_schema.column_text(a), pg_schema.column_text(b)
+    assert "\x00" not in held_a
+    assert pg_schema.text_from_column(held_a) == a
+    assert (held_a < held_b) == (a < b)
+    assert held_a.startswith(held_b) == a.startswith(b)
+
+
+def test_control_characters_in_searchable_fields_are_stored_exactly(log: AuditLog) -> None:
+    actor = {"type": "user", "id": "a\x00b\x01c"}
+    record = log.record(
+        "acme",
+        **{**LOGIN, "actor": actor},
+        workflow={"run_id": "run\x00"},
+        targets=[{"type": "doc", "id": "d\x00"}],
+    )
+    assert log.get("acme", record["id"]) == record
+    counts = log.stats("acme", group_by="actor")["counts"]
+    assert counts == [{"key": "a\x00b\x01c", "count": 1}]
+    assert log.verify("acme").intact
+
+
+TEXTS = [
+    "Café owner logged in",
+    "user@example.com reset a password",
+    "a naïve x_y approach",
+    "Straße 42 closed",
+    # A word too long to index (2,100 bytes) is skipped; the rest of the text is not.
+    "中" * 700 + " findme",
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("cafe", ["t0"]),
+        ('"CAFÉ OWNER"', ["t0"]),
+        ('"logged in"', ["t0"]),
+        ('"in logged"', []),
+        ("example", ["t1"]),
+        ('"example com"', ["t1"]),
+        ("naive", ["t2"]),
+        ('"x y"', ["t2"]),
+        ("42 closed", ["t3"]),
+        ("straße", ["t3"]),
+        ("strasse", []),
+        ("spam", ["spam"]),
+        ("findme", ["t4"]),
+        ("alpha", ["meta"]),
+        ("120", ["meta"]),
+        ('"!!!"', []),
+    ],
+)
+def test_text_search_matches_what_the_sqlite_store_matches(
+    url: str, tmp_path: Path, query: str, expected: list[str]
+) -> None:
+    events = [{**LOGIN, "id": f"t{n}", "description": text} for n, text in enumerate(TEXTS)]
+    events.append({**LOGIN, "id": "meta", "metadata": {"records": 120, "deep": {"list": ["Alpha", "beta"]}}})
+    # More places of one word than a tsvector keeps (256).
+    events.append({**LOGIN, "id": "spam", "metadata": {"text": "spam " * 300}})
+    found = []
+    for store_url in (url, f"sqlite:///{tmp_path}/audit.db"):
+        with AuditLog.open(store_url, key_dir=tmp_path / "keys") as log:
+            log.record_many("acme", events)
+            found.append(sorted(r["id"] for r in log.search("acme", query).events))
+    assert found == [expected, expected]
