@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, with_config
@@ -117,6 +117,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def time_us(stored: str) -> int:
+    """A stored time (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as microseconds since the epoch."""
+    moment = datetime.fromisoformat(stored[:-1]).replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 def now_text() -> str:
     return format_time(datetime.now(UTC))
 
@@ -135,11 +145,20 @@ def parse_rfc3339(text: str) -> datetime:
 
 def uuid7() -> str:
     """A UUIDv7 (RFC 9562 section 5.7): time-ordered, so server ids sort by arrival."""
-    rand = os.urandom(10)
-    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + rand
-    # Version 7 in the high nibble of byte 6, variant 0b10 in the top bits of byte 8.
-    h = bytes((*raw[:6], 0x70 | raw[6] & 0x0F, raw[7], 0x80 | raw[8] & 0x3F, *raw[9:16])).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid7_batch(1)[0]
+
+
+def uuid7_batch(count: int) -> list[str]:
+    """``count`` UUIDv7s of this millisecond, from one call for randomness."""
+    stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big").hex()
+    random = os.urandom(10 * count).hex()
+    out = []
+    for i in range(0, 20 * count, 20):
+        r = random[i : i + 20]
+        # Version 7 in the high nibble of byte 6, variant 0b10 in the top bits of byte 8.
+        variant = "89ab"[int(r[4], 16) & 3]
+        out.append(f"{stamp[:8]}-{stamp[8:]}-7{r[1:4]}-{variant}{r[5:8]}-{r[8:20]}")
+    return out
 
 
 def _path(loc: Sequence[int | str]) -> str:
@@ -219,8 +238,15 @@ def _scan_metadata(value: Any, path: str) -> tuple[tuple[str, str] | None, bool]
     return (path, f"{kind.__name__} is not a JSON value"), False
 
 
+_IPV4_RE = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+
 @functools.lru_cache(maxsize=8192)
 def _is_ip(text: str) -> bool:
+    # Dotted-quad IPv4 (the common case) by one regular expression; anything else, IPv6
+    # included, by the standard library's parser.
+    if _IPV4_RE.fullmatch(text):
+        return True
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -277,12 +303,13 @@ class Prepared:
     assigns it, only splices the number in.
     """
 
-    __slots__ = ("head", "producer_id", "record", "tail")
+    __slots__ = ("head", "occurred_us", "producer_id", "record", "tail")
 
     def __init__(self, record: dict[str, Any], head: bytes, tail: bytes, producer_id: bool = True) -> None:
         self.record = record
         self.head = head
         self.tail = tail
+        self.occurred_us = time_us(record["occurred_at"])
         # Whether the producer chose the id: only such ids can repeat. A UUIDv7 the server
         # made cannot, so the writer skips looking it up.
         self.producer_id = producer_id
@@ -295,13 +322,16 @@ class Prepared:
         return b'%s,"seq":%d,%s' % (self.head, seq, self.tail)
 
 
-def prepare(raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 0) -> Prepared:
+def prepare(
+    raw: Mapping[str, Any], tenant: str, received_at: str, index: int = 0, new_id: str | None = None
+) -> Prepared:
     """Normalise a valid event into its record and canonical bytes; InvalidEvent if a string
-    is not valid Unicode or the metadata is too large once encoded."""
+    is not valid Unicode or the metadata is too large once encoded. ``new_id`` is the id it
+    gets if the producer gave none."""
     record = dict(raw)
     producer_id = "id" in record
     if not producer_id:
-        record["id"] = uuid7()
+        record["id"] = new_id or uuid7()
     record["occurred_at"] = normal_time(record["occurred_at"]) if "occurred_at" in record else received_at
     record.setdefault("outcome", "success")
     record["received_at"] = received_at
@@ -347,10 +377,11 @@ def prepare_batch(tenant: str, raws: Sequence[object]) -> list[Prepared]:
     if errors:
         raise InvalidEvent(errors)
     received_at = now_text()
+    new_ids = uuid7_batch(len(raws))
     prepared: list[Prepared] = []
     for i, raw in enumerate(raws):
         try:
-            prepared.append(prepare(raw, tenant, received_at, i))  # type: ignore[arg-type]
+            prepared.append(prepare(raw, tenant, received_at, i, new_ids[i]))  # type: ignore[arg-type]
         except InvalidEvent as exc:
             errors.extend(exc.errors)
     if errors:

@@ -54,7 +54,6 @@ from trailkeeper.store.sql import (
     index_columns,
     page_sql,
     search_text,
-    time_us,
 )
 
 DIALECT = Dialect(
@@ -153,7 +152,7 @@ def _event_rows(tenant: str, seq: int, prepared: Prepared, rows: _Rows) -> bytes
     body = prepared.leaf_bytes(seq)
     leaf = hashlib.sha256(b"\x00" + body).digest()
     record = prepared.record
-    occurred_us = time_us(record["occurred_at"])
+    occurred_us = prepared.occurred_us
     columns = [column_text(v) if isinstance(v, str) else v for v in index_columns(record, occurred_us)]
     text = search_text(record)
     tsv = pg_schema.tsvector_binary(text) if text else None

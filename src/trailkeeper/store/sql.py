@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from trailkeeper.events import time_us as time_us  # re-exported: stores and verify read it here
 from trailkeeper.query import Filter, Term
 from trailkeeper.store.base import PageQuery
 
@@ -47,17 +47,6 @@ GROUP_EXPRESSIONS = {
     "hour": f"occurred_us - (occurred_us % {HOUR_US})",
     "day": f"occurred_us - (occurred_us % {DAY_US})",
 }
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def time_us(stored: str) -> int:
-    """A stored time (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as microseconds since the epoch."""
-    moment = datetime.fromisoformat(stored[:-1]).replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-_MICROSECOND = datetime.resolution
 
 
 def prefix_upper_bound(prefix: str) -> str:

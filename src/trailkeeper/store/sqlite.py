@@ -45,7 +45,6 @@ from trailkeeper.store.sql import (
     page_sql,
     prefix_upper_bound,
     search_text,
-    time_us,
 )
 
 
@@ -246,7 +245,7 @@ class SQLiteStore(Store):
                     prepared.id,
                     leaf,
                     body,
-                    *index_columns(record, time_us(record["occurred_at"])),
+                    *index_columns(record, prepared.occurred_us),
                 )
             )
             for target in record.get("targets", ()):
