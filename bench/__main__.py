@@ -179,7 +179,7 @@ def verify(db: Path, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["ingest", "search", "proofs", "verify", "http", "all"])
+    parser.add_argument("what", choices=["ingest", "search", "proofs", "verify", "console", "http", "all"])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
     parser.add_argument("--producers", type=int, default=1, help="threads appending at once")
@@ -202,6 +202,10 @@ def main() -> None:
             search(db, workdir)
         if args.what in ("proofs", "all"):
             proofs(db, workdir)
+        if args.what in ("console", "all"):
+            from bench.console import console
+
+            console(db, workdir)
         if args.what in ("verify", "all"):
             verify(db, workdir)
     finally:
