@@ -179,7 +179,9 @@ def verify(db: Path, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["ingest", "search", "proofs", "verify", "console", "http", "all"])
+    parser.add_argument(
+        "what", choices=["ingest", "search", "proofs", "verify", "console", "http", "pg", "all"]
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
     parser.add_argument("--producers", type=int, default=1, help="threads appending at once")
@@ -188,6 +190,11 @@ def main() -> None:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="trailkeeper-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
+        if args.what == "pg":
+            from bench.pg import pg_bench
+
+            pg_bench(args.events)
+            return
         if args.what == "http":
             from bench.http import http_ingest
 

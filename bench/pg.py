@@ -1,0 +1,89 @@
+"""PostgreSQL ingest and search: ``python -m bench pg [--events N] [--pg-admin URL]``.
+
+The log appends N generated events through ``AuditLog.record_many`` in batches of 1,000 (tree
+on); the floor copies the very rows it stored (events, leaves, targets) with ``COPY`` into a
+fresh database with the same schema, in the same batches, in the same run. Each database is
+created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+from bench.events import generate
+from trailkeeper import AuditLog
+from trailkeeper.store import open_store
+
+BATCH = 1000
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Copied in this order, each filtered to one batch of seqs.
+TABLES = ("leaves", "events", "event_targets")
+
+
+@contextmanager
+def database(admin_url: str) -> Iterator[str]:
+    name = f"tk_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pg_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
+    batches = [generate(start, min(BATCH, events - start), events) for start in range(0, events, BATCH)]
+    with database(admin_url) as source_url, database(admin_url) as floor_url:
+        with AuditLog.open(source_url, key_dir=f"/tmp/{source_url.rsplit('/', 1)[1]}-keys") as log:
+            began = time.perf_counter()
+            for batch in batches:
+                log.record_many("bench", batch)
+            rate = events / (time.perf_counter() - began)
+            samples = []
+            for _ in range(101):
+                started = time.perf_counter()
+                log.search("bench", "actor:user-0042 after:2026-10-07 before:2026-10-08")
+                samples.append((time.perf_counter() - started) * 1000)
+        floor = raw_copy(source_url, floor_url, events)
+    median = statistics.median(samples[1:])
+    print(f"postgresql ingest: {events:,} events = {rate:,.0f} events/s (batches of {BATCH}, tree on)")
+    print(f"floor: the same rows COPY'd raw = {floor:,.0f} events/s; ratio {rate / floor:.2f}")
+    verdict = "meets" if median < 20 else "MISSES"
+    print(f"postgresql search, one actor and one day: median {median:.2f} ms ({verdict} the 20 ms target)")
+    return {"pg_ingest": rate, "pg_floor": floor, "pg_search_ms": median}
+
+
+def raw_copy(source_url: str, target_url: str, events: int) -> float:
+    open_store(target_url).close()  # the same schema, made by the store's own migrations
+    elapsed = 0.0
+    with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
+        for start in range(0, events, BATCH):
+            chunks: list[tuple[str, list[bytes]]] = []
+            for table in TABLES:
+                data: list[bytes] = []
+                query = sql.SQL(
+                    "COPY (SELECT * FROM {} WHERE seq >= {} AND seq < {}) TO STDOUT (FORMAT binary)"
+                )
+                with source.cursor().copy(
+                    query.format(sql.Identifier(table), sql.Literal(start), sql.Literal(start + BATCH))
+                ) as copy:
+                    data.extend(bytes(chunk) for chunk in copy)
+                chunks.append((table, data))
+            began = time.perf_counter()
+            with target.transaction():
+                for table, data in chunks:
+                    with target.cursor().copy(
+                        sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(table))
+                    ) as copy:
+                        for chunk in data:
+                            copy.write(chunk)
+            elapsed += time.perf_counter() - began
+    return events / elapsed
