@@ -94,34 +94,29 @@ def where(
     return " AND ".join(clauses), params
 
 
+def _match(column: str, term: Term, p: str) -> tuple[str, list[Any]]:
+    """A term's value against one column: equal, or within the prefix's range (an empty
+    prefix matches any value that is there)."""
+    if not term.prefix:
+        return f"{column} = {p}", [term.value]
+    if not term.value:
+        return f"{column} IS NOT NULL", []
+    return f"{column} >= {p} AND {column} < {p}", [term.value, prefix_upper_bound(term.value)]
+
+
 def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
     p = dialect.placeholder
     if term.field in TARGET_COLUMNS:
-        column = TARGET_COLUMNS[term.field]
-        if term.prefix:
-            match, values = (
-                f"t.{column} >= {p} AND t.{column} < {p}",
-                [
-                    term.value,
-                    prefix_upper_bound(term.value),
-                ],
-            )
-        else:
-            match, values = f"t.{column} = {p}", [term.value]
-        if not term.prefix and not term.value:
-            match, values = "1 = 1", []
+        match, values = _match(f"t.{TARGET_COLUMNS[term.field]}", term, p)
         inner = f"SELECT t.seq FROM event_targets t WHERE t.tenant = {p} AND {match}"
         keyword = "NOT IN" if term.negated else "IN"
         return f"e.seq {keyword} ({inner})", [tenant, *values]
     column = f"e.{COLUMNS[term.field]}"
     if term.prefix:
-        clause = f"({column} >= {p} AND {column} < {p})"
-        values = [term.value, prefix_upper_bound(term.value)] if term.value else None
-        if values is None:
-            clause, values = f"{column} IS NOT NULL", []
+        clause, values = _match(column, term, p)
         if term.negated:
-            clause = f"({column} IS NULL OR NOT {clause})"
-        return clause, values
+            clause = f"({column} IS NULL OR NOT ({clause}))"
+        return f"({clause})", values
     if term.negated:
         return f"{column} {dialect.distinct} {p}", [term.value]
     partial = PARTIAL_INDEXES.get(term.field)

@@ -94,6 +94,8 @@ class SQLiteStore(Store):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._target = Path(path).absolute().as_uri()
         self._local = threading.local()
+        # Every reader connection opened, one per thread, so close() can close them all.
+        self._readers: list[sqlite3.Connection] = []
         self._writer = self._connect()
         # Checkpoint the WAL into the database every 32 MiB rather than every 4 MiB: a page
         # that several commits dirty is then copied into the file once, not once per commit.
@@ -122,10 +124,7 @@ class SQLiteStore(Store):
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
-            opened = getattr(self, "_readers", None)
-            if opened is None:
-                opened = self._readers = []
-            opened.append(conn)
+            self._readers.append(conn)
         return conn
 
     def _migrate(self) -> None:
@@ -564,7 +563,7 @@ class SQLiteStore(Store):
         return len(rows)
 
     def close(self) -> None:
-        for conn in getattr(self, "_readers", []):
+        for conn in self._readers:
             conn.close()
         self._writer.close()
         if self._scratch is not None:
