@@ -189,3 +189,19 @@ def test_subtree_that_is_not_aligned_is_refused() -> None:
     reader = _reader(build_tiles(LEAVES[:8]), 8)
     with pytest.raises(ValueError, match="not a subtree"):
         reader.subtree(1, 4)
+
+
+@given(st.integers(1, LARGE_SIZE), st.data())
+@settings(max_examples=40, deadline=None)
+def test_cached_inner_nodes_of_full_tiles_give_the_same_proofs(
+    large_tiles: Tiles, size: int, data: st.DataObject
+) -> None:
+    cache: dict[tuple[int, int], list[list[bytes]]] = {}
+    index = data.draw(st.integers(0, size - 1))
+    cached = TileReader(lambda level, i: large_tiles.get((level, i)), size, cache)
+    for _ in range(2):  # the second pass answers from the cache
+        assert merkle.inclusion_proof(index, size, cached.subtree) == merkle.inclusion_proof(
+            index, size, merkle.leaves_subtree(LEAVES[:size])
+        )
+    # Only full tiles are kept: a partial one still grows.
+    assert all(len(levels[0]) == 256 for levels in cache.values())

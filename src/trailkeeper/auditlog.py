@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +130,7 @@ class AuditLog:
         name = server_name or os.environ.get("TRAILKEEPER_SERVER_NAME") or DEFAULT_SERVER_NAME
         self._keys = _Keys(_key_directory(store.url, key_dir), name)
         self._full_tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._full_levels: OrderedDict[tuple[str, int, int], tiles.Levels] = OrderedDict()
         self._tiles_lock = threading.Lock()
         self._writer = Writer(store, self._sign_checkpoint)
         self._closed = False
@@ -351,7 +352,8 @@ class AuditLog:
         return self.store.checkpoints(tenant)
 
     def reader(self, tenant: str, tree_size: int) -> tiles.TileReader:
-        """Stored nodes of one tree size; full tiles, which never change, are cached."""
+        """Stored nodes of one tree size. Full tiles never change, so they, and the nodes
+        hashed inside them, are kept from one proof to the next (a bounded cache)."""
 
         def fetch(level: int, index: int) -> bytes | None:
             key = (tenant, level, index)
@@ -368,7 +370,7 @@ class AuditLog:
                         self._full_tiles.popitem(last=False)
             return stored
 
-        return tiles.TileReader(fetch, tree_size)
+        return tiles.TileReader(fetch, tree_size, _TenantLevels(self._full_levels, tenant, self._tiles_lock))
 
     def _check_size(self, tenant: str, tree_size: int, field: str) -> None:
         if not isinstance(tree_size, int) or tree_size < 0:
@@ -507,6 +509,45 @@ class AuditLog:
             targets=[{"type": "api_key", "id": key_id}],
         )
         return key
+
+
+class _TenantLevels(MutableMapping[tuple[int, int], tiles.Levels]):
+    """One tenant's view of the shared cache of full tiles' inner nodes, least recently
+    used first out."""
+
+    LIMIT = 256
+
+    def __init__(
+        self, cache: OrderedDict[tuple[str, int, int], tiles.Levels], tenant: str, lock: threading.Lock
+    ) -> None:
+        self._cache = cache
+        self._tenant = tenant
+        self._lock = lock
+
+    def __getitem__(self, key: tuple[int, int]) -> tiles.Levels:
+        full = (self._tenant, *key)
+        with self._lock:
+            levels = self._cache[full]
+            self._cache.move_to_end(full)
+            return levels
+
+    def __setitem__(self, key: tuple[int, int], levels: tiles.Levels) -> None:
+        with self._lock:
+            self._cache[(self._tenant, *key)] = levels
+            while len(self._cache) > self.LIMIT:
+                self._cache.popitem(last=False)
+
+    def __delitem__(self, key: tuple[int, int]) -> None:
+        with self._lock:
+            del self._cache[(self._tenant, *key)]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        with self._lock:
+            keys = [(level, index) for tenant, level, index in self._cache if tenant == self._tenant]
+        return iter(keys)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _exact(value: str) -> str:

@@ -12,7 +12,7 @@ Pure functions and a reader over a ``fetch`` callable: no I/O of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from trailkeeper.errors import IntegrityError
@@ -22,6 +22,7 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
 
+Levels = list[list[bytes]]
 TileFetch = Callable[[int, int], bytes | None]
 """``fetch(level, index)``: the stored hashes of that tile, or None when there is none."""
 
@@ -145,10 +146,19 @@ class TileReader:
     a reader is meant for one request or one batch of proofs.
     """
 
-    def __init__(self, fetch: TileFetch, tree_size: int) -> None:
+    def __init__(
+        self,
+        fetch: TileFetch,
+        tree_size: int,
+        full_levels: MutableMapping[tuple[int, int], Levels] | None = None,
+    ) -> None:
+        """``full_levels``, when given, keeps the inner nodes of full tiles (which never
+        change) from one reader to the next: a proof then hashes only inside tiles it is
+        the first to read."""
         self._fetch = fetch
         self.tree_size = tree_size
         self._tiles: dict[tuple[int, int], bytes] = {}
+        self._full_levels = full_levels
 
     def _tile(self, level: int, index: int) -> bytes:
         cached = self._tiles.get((level, index))
@@ -175,12 +185,30 @@ class TileReader:
         level, height_in_tile = divmod(height, TILE_HEIGHT)
         span = 1 << height_in_tile  # entries of the tile under this node
         first = index * span
+        if (
+            self._full_levels is not None
+            and height_in_tile
+            and tile_width(self.tree_size, level, first // TILE_WIDTH) == TILE_WIDTH
+        ):
+            levels = self._levels(level, first // TILE_WIDTH)
+            return levels[height_in_tile][(first % TILE_WIDTH) >> height_in_tile]
         hashes = self._tile(level, first // TILE_WIDTH)
         offset = (first % TILE_WIDTH) * HASH_SIZE
         entries = hashes[offset : offset + span * HASH_SIZE]
         if span == 1:
             return entries
         return root_hash(_split_hashes(entries))
+
+    def _levels(self, level: int, index: int) -> Levels:
+        """Every node inside a full tile, level by level (entries first, root last)."""
+        assert self._full_levels is not None
+        levels = self._full_levels.get((level, index))
+        if levels is None:
+            levels = [_split_hashes(self._tile(level, index))]
+            while len(levels[-1]) > 1:
+                levels.append(parent_level(levels[-1]))
+            self._full_levels[(level, index)] = levels
+        return levels
 
     def subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) (RFC 9162 section 2.1.1) for an aligned range.
