@@ -82,7 +82,8 @@ def generate(start: int, count: int, total: int = 1_000_000) -> list[dict[str, A
         if category == "workflow":
             event["actor"] = {"type": "agent", "id": f"agent-{user % 12}"}
             event["workflow"] = {"run_id": f"run-{n // 5}", "name": "Stalled deal follow-up", "step": action}
-            event["targets"] = [{"type": "deal", "id": f"deal-{rng.randrange(20000)}", "name": "Deal"}]
+            deal = rng.randrange(20000)
+            event["targets"] = [{"type": "deal", "id": f"deal-{deal}", "name": f"Deal{deal:05d}"}]
         if category == "integration":
             event["metadata"] = {"object_type": "Opportunity", "record_count": rng.randrange(500)}
         out.append(event)
