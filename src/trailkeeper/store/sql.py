@@ -65,12 +65,20 @@ class Dialect:
 
 
 def where(
-    query_filter: Filter, tenant: str, dialect: Dialect, *, drive_by_text: bool = False
+    query_filter: Filter,
+    tenant: str,
+    dialect: Dialect,
+    *,
+    drive_by_text: bool = False,
+    hide_prefixes: bool = False,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (without the keyword) and its parameters, for table alias ``e``.
 
     ``drive_by_text`` hides the tenant column from the planner (a unary plus), so that the
-    full-text matches are the rows it starts from.
+    full-text matches are the rows it starts from. ``hide_prefixes`` does the same to the
+    columns of prefix terms, for a prefix that matches many rows: reading them all through
+    its index and sorting them costs far more than walking the time order, where matches
+    are dense.
     """
     p = dialect.placeholder
     # Purged records (bodies dropped by retention) all lie before the tenant's purge mark,
@@ -79,7 +87,7 @@ def where(
     clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}"]
     params: list[Any] = [tenant]
     for term in query_filter.terms:
-        clause, values = _term(term, tenant, dialect)
+        clause, values = _term(term, tenant, dialect, hide_prefix=hide_prefixes)
         clauses.append(clause)
         params.extend(values)
     if query_filter.text:
@@ -104,7 +112,7 @@ def _match(column: str, term: Term, p: str) -> tuple[str, list[Any]]:
     return f"{column} >= {p} AND {column} < {p}", [term.value, prefix_upper_bound(term.value)]
 
 
-def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
+def _term(term: Term, tenant: str, dialect: Dialect, *, hide_prefix: bool = False) -> tuple[str, list[Any]]:
     p = dialect.placeholder
     if term.field in TARGET_COLUMNS:
         match, values = _match(f"t.{TARGET_COLUMNS[term.field]}", term, p)
@@ -113,7 +121,7 @@ def _term(term: Term, tenant: str, dialect: Dialect) -> tuple[str, list[Any]]:
         return f"e.seq {keyword} ({inner})", [tenant, *values]
     column = f"e.{COLUMNS[term.field]}"
     if term.prefix:
-        clause, values = _match(column, term, p)
+        clause, values = _match(f"+{column}" if hide_prefix else column, term, p)
         if term.negated:
             clause = f"({column} IS NULL OR NOT ({clause}))"
         return f"({clause})", values
@@ -132,7 +140,12 @@ def order_by(order: str, *, sort_after: bool = False) -> str:
 
 
 def page_sql(
-    query: PageQuery, dialect: Dialect, *, sort_after: bool = False, drive_by_text: bool = False
+    query: PageQuery,
+    dialect: Dialect,
+    *,
+    sort_after: bool = False,
+    drive_by_text: bool = False,
+    hide_prefixes: bool = False,
 ) -> tuple[str, list[Any]]:
     """The SQL of one page.
 
@@ -144,7 +157,9 @@ def page_sql(
     """
     p = dialect.placeholder
     plus = "+" if sort_after else ""
-    clause, params = where(query.filter, query.tenant, dialect, drive_by_text=drive_by_text)
+    clause, params = where(
+        query.filter, query.tenant, dialect, drive_by_text=drive_by_text, hide_prefixes=hide_prefixes
+    )
     if query.after is not None:
         comparison = ">" if query.order == "asc" else "<"
         clause += f" AND ({plus}e.occurred_us, {plus}e.seq) {comparison} ({p}, {p})"
