@@ -5,26 +5,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trailkeeper import AuditLog, merkle
+from trailkeeper import AuditLog, InvalidArgument, merkle
 from trailkeeper.notes import generate_signing_key
+from trailkeeper.store.base import Store
 from trailkeeper.store.sql import index_columns, time_us
 from trailkeeper.tiles import TILE_WIDTH, build_tiles
 from trailkeeper.verify import (
+    _HELPER_COMMAND,
     Finding,
     Findings,
     Frontier,
     Problem,
     TileCheck,
     VerifyReport,
+    _check_chunk,
+    _Chunk,
+    _RowCheck,
     body_columns,
+    tile_root,
     verify_all,
     verify_store,
 )
@@ -418,10 +428,8 @@ def leaves_of(count: int) -> list[bytes]:
 def check_tiles(leaves: list[bytes], stored: dict[tuple[int, int], bytes]) -> Findings:
     findings = Findings()
     check = TileCheck(lambda level, index: stored.get((level, index)), findings)
-    frontier = Frontier(check.tile_done)
     for leaf in leaves:
-        check.leaves.append(leaf)
-        frontier.append(leaf)
+        check.append(leaf)
     check.finish()
     return findings
 
@@ -506,3 +514,142 @@ def test_frontier_root_is_the_tree_hash(size: int) -> None:
     for leaf in LARGE[:size]:
         frontier.append(leaf)
     assert frontier.root() == merkle.root_hash(LARGE[:size])
+
+
+def test_frontier_over_tile_roots_with_a_partial_tile_gives_the_tree_hash() -> None:
+    # The root at a checkpoint that cuts a tile: the roots of the full tiles before it, and
+    # the MTH of the cut tile's first leaves folded onto their right edge.
+    for size in (1, 255, 300, 511, 600, TILE_WIDTH * TILE_WIDTH + 1):
+        full = size // TILE_WIDTH
+        tree = Frontier()
+        for index in range(full):
+            tree.append(tile_root(b"".join(LARGE[index * TILE_WIDTH : (index + 1) * TILE_WIDTH])))
+        cut = LARGE[full * TILE_WIDTH : size]
+        assert tree.root(merkle.root_hash(cut) if cut else None) == merkle.root_hash(LARGE[:size]), size
+
+
+# --- how the work is divided --------------------------------------------------------------------
+
+ONE_TILE_CHUNKS: dict[str, Any] = {"chunk": TILE_WIDTH, "parallel_from": 0}
+"""Chunks of one tile, so that the test log's 600 records make three and each is cut by a
+checkpoint (at 150, 300 and 450): what a large log's chunks do, at the test log's size."""
+
+
+def rewrite_321(db: Path) -> None:
+    rewrite_consistently(db, 321, b"task 0321 created", b"task 0321 deleted")
+
+
+def change_body_321(db: Path) -> None:
+    changed = body_at(db, 321).replace(b"task 0321 created", b"task 0322 created")
+    execute(db, "UPDATE events SET body = ? WHERE tenant = ? AND seq = 321", changed, TENANT)
+
+
+def corrupt_leaf_tile(db: Path) -> None:
+    flip_tile_byte(db, 0, 1, 5 * merkle.HASH_SIZE + 7)
+
+
+def delete_row_530(db: Path) -> None:
+    execute(db, "DELETE FROM events WHERE tenant = ? AND seq = 530", TENANT)
+
+
+def leave_intact(db: Path) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "spoil", [leave_intact, change_body_321, rewrite_321, corrupt_leaf_tile, delete_row_530]
+)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_log_checked_in_chunks_gives_the_report_of_one_pass(
+    db: Path, spoil: Callable[[Path], None], jobs: int
+) -> None:
+    spoil(db)
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        whole = verify_store(log, TENANT, jobs=1)
+        seen: list[tuple[int, int]] = []
+        chunked = verify_store(
+            log, TENANT, lambda done, total: seen.append((done, total)), jobs=jobs, **ONE_TILE_CHUNKS
+        )
+    assert chunked == whole
+    assert seen == [(256, SIZE), (512, SIZE), (SIZE, SIZE)]
+
+
+def test_a_helper_process_checks_a_chunk_as_this_process_does(db: Path) -> None:
+    change_body_321(db)
+    chunk = _Chunk(256, 512, cuts=(300, 450))
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        here = _check_chunk(log.store, TENANT, chunk)
+        url = log.store.shared_url()
+    helper = subprocess.run(
+        [sys.executable, "-c", _HELPER_COMMAND],
+        input=pickle.dumps((url, TENANT)) + pickle.dumps(chunk),
+        capture_output=True,
+        check=True,
+    )
+    there = pickle.loads(helper.stdout)  # noqa: S301 - from the helper this test started
+    assert there == here
+    assert here.finding is not None
+    assert (here.finding.problem, here.finding.seq) == (Problem.CHANGED_RECORD, 321)
+
+
+def test_an_ephemeral_log_cannot_be_shared_with_another_process() -> None:
+    with AuditLog.open("sqlite:///:memory:") as log:
+        assert log.store.shared_url() is None
+        log.record(TENANT, **{k: v for k, v in event(0).items() if k != "id"})
+        log.checkpoint(TENANT)
+        assert verify_store(log, TENANT, jobs=2, **ONE_TILE_CHUNKS).intact
+
+
+@pytest.mark.parametrize(("jobs", "chunk", "field"), [(1, 300, "chunk"), (1, 0, "chunk"), (0, 256, "jobs")])
+def test_a_chunk_that_is_no_multiple_of_a_tile_or_no_jobs_is_refused(
+    db: Path, jobs: int, chunk: int, field: str
+) -> None:
+    with AuditLog.open(f"sqlite:///{db}") as log, pytest.raises(InvalidArgument, match=field):
+        verify_store(log, TENANT, jobs=jobs, chunk=chunk)
+
+
+# --- the rows as the store gives them -----------------------------------------------------------
+
+
+def test_every_batch_of_an_untouched_log_passes_the_check_of_a_whole_batch(db: Path) -> None:
+    # The fast path: a sound log must never need the row by row check, or verify slows down
+    # several times over without saying so.
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        batches = list(log.store.verify_rows(TENANT, 0, SIZE))
+    rows = _RowCheck(TENANT, 0, Findings())
+    assert all(rows._sound(batch) for batch in batches)
+    assert rows.read == SIZE
+
+
+def test_the_generic_rows_for_verification_are_those_of_sqlite(db: Path) -> None:
+    # Store.verify_rows as every backend has it (from leaves()) and as SQLite builds it in
+    # SQL: the same rows, and the columns as the same JSON text, byte for byte.
+    execute(db, "UPDATE events SET ip = CAST(ip AS BLOB) WHERE tenant = ? AND seq = 4", TENANT)
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        own = [row for batch in log.store.verify_rows(TENANT, 0, SIZE) for row in batch]
+        generic = [row for batch in Store.verify_rows(log.store, TENANT, 0, SIZE) for row in batch]
+    assert own == generic
+    assert [row[0] for row in own] == list(range(SIZE))
+    record = json.loads(body_at(db, 100))
+    columns = index_columns(record, time_us(record["occurred_at"]))
+    assert json.loads(own[100][3] or b"null") == [100, TENANT, *columns]
+    assert own[4][3] is None  # JSON holds no BLOB
+
+
+def test_blob_in_a_searchable_column_is_a_changed_record(db: Path) -> None:
+    # A search for the actor compares text with text, and never finds a BLOB.
+    execute(db, "UPDATE events SET actor_id = CAST(actor_id AS BLOB) WHERE tenant = ? AND seq = 303", TENANT)
+    assert_finding(verify(db), Problem.CHANGED_RECORD, 303)
+
+
+def test_row_repeated_by_a_store_without_its_unique_index_is_in_the_wrong_order(db: Path) -> None:
+    execute(db, "DROP INDEX events_seq")
+    execute(
+        db,
+        "INSERT INTO events (tenant, seq, id, leaf_hash, body, occurred_us, category, action, outcome, "
+        "actor_type, actor_id, integration, workflow_run, ip) "
+        "SELECT tenant, seq, 'evt-again', leaf_hash, body, occurred_us, category, action, outcome, "
+        "actor_type, actor_id, integration, workflow_run, ip FROM events WHERE tenant = ? AND seq = 10",
+        TENANT,
+    )
+    assert_finding(verify(db), Problem.WRONG_ORDER, 10)

@@ -6,35 +6,47 @@ stored tile is compared with it; every checkpoint's signature is checked, and it
 against the rebuilt root at its size. The report names the first ``seq`` that can no longer
 be trusted and what is wrong there.
 
-One pass over the rows, in seq order, with memory bounded by one tile per level: a frontier
-of complete subtrees rebuilds the tree as the leaf hashes stream past (RFC 9162 section
-2.1.1), each tile is compared with the stored one as soon as it is full, and each checkpoint
-as soon as the tree reaches its size.
+The rows are checked in chunks of consecutive seqs, each a whole number of level-0 tiles. A
+chunk is checked on its own: its rows, its level-0 tiles, and the root of each of those
+tiles, the node of height 8 over its 256 leaves (RFC 9162 section 2.1.1). From those roots,
+in seq order, the rest is rebuilt: the tiles of level 1 and up, and the root at each
+checkpoint's size. Memory is bounded by one chunk and one tile per level, and the chunks of a
+large log are shared out between this process and helper processes.
 
-Rows beyond the latest checkpoint but within the head are checked against the stored tree
-and counted in ``signed_size``, not reported: a running server signs them within a second.
+Per row, the work is one SHA-256 and one partial decode of the body; no Python object is made
+per column. The store hands over each row's place and searchable columns as one JSON text
+(:meth:`Store.verify_rows`), the same text is encoded from a batch of bodies at once, and one
+comparison of bytes checks the batch. A batch in any doubt is checked again row by row, which
+says what is wrong.
 
-Reading order matters on a live log: the checkpoints are read first, then the rows, then the
-head. A log only grows, so every checkpoint read is within the head read later, and a row
-beyond the head read after the rows began can only be one that was put there by hand.
+Reading order matters on a live log: the checkpoints are read first, then the head, then the
+rows beyond that head, then the head again. A log only grows, its head with its rows, so a row
+beyond the second head in a read made before it can only have been put there by hand.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
 from trailkeeper import merkle
-from trailkeeper.errors import VerificationError
+from trailkeeper.errors import InvalidArgument, VerificationError
 from trailkeeper.notes import Checkpoint, VerifierKey, open_checkpoint
-from trailkeeper.store.base import StoredCheckpoint, StoredLeaf
+from trailkeeper.store.base import Store, StoredCheckpoint, VerifyRow
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 from trailkeeper.tiles import TILE_HEIGHT, TILE_WIDTH, TileFetch
 
@@ -44,7 +56,12 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: how many of a tenant's records have been checked."""
 
-PROGRESS_EVERY = 4096
+CHUNK = 1 << 15
+"""Leaves per chunk: a few tenths of a second of work, a whole number of level-0 tiles."""
+PARALLEL_FROM = 1 << 18
+"""The smallest log whose chunks are shared out with helper processes: below it, the time a
+helper takes to start (its interpreter and imports) outweighs what it would do."""
+
 _TILE_BYTES = TILE_WIDTH * merkle.HASH_SIZE
 # Stands in for a record missing from the store, so that the tiles after it still line up
 # with their seqs and only the tile that covers the gap is reported.
@@ -191,25 +208,27 @@ def report_of(
 
 # --- the searchable columns of a body --------------------------------------------------------
 
+# Structs without cycles need no garbage collector's attention: gc=False spares it a million.
 
-class _Actor(msgspec.Struct):
+
+class _Actor(msgspec.Struct, gc=False):
     type: str
     id: str
 
 
-class _Integration(msgspec.Struct):
+class _Integration(msgspec.Struct, gc=False):
     provider: str
 
 
-class _Workflow(msgspec.Struct):
+class _Workflow(msgspec.Struct, gc=False):
     run_id: str
 
 
-class _Context(msgspec.Struct):
+class _Context(msgspec.Struct, gc=False):
     ip: str | None = None
 
 
-class _Indexed(msgspec.Struct):
+class _Indexed(msgspec.Struct, gc=False):
     """The fields of a stored record that verify reads: its place and what search indexes.
 
     Decoding only these (msgspec skips the rest without building it) is several times faster
@@ -229,22 +248,35 @@ class _Indexed(msgspec.Struct):
 
 
 _decode_indexed = msgspec.json.Decoder(_Indexed).decode
+_encode = msgspec.json.Encoder().encode
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
 def indexed_columns(fields: _Indexed) -> tuple[Any, ...]:
     """The columns of ``INDEX_COLUMN_NAMES`` as ``store.sql.index_columns`` derives them."""
+    return _place_and_columns(fields)[2:]
+
+
+def _place_and_columns(fields: _Indexed) -> tuple[Any, ...]:
+    """What ``Store.verify_rows`` gives as a row's columns, as its body says: ``[seq, tenant,
+    *INDEX_COLUMN_NAMES]``. Encoded compactly, it is the same text when the two agree.
+
+    Made once per row, in one expression: the cost of each call and attribute shows here.
+    """
+    actor, integration, workflow, context = fields.actor, fields.integration, fields.workflow, fields.context
     return (
+        fields.seq,
+        fields.tenant,
         (fields.occurred_at - _EPOCH) // _MICROSECOND,
         fields.category,
         fields.action,
         fields.outcome,
-        fields.actor.type,
-        fields.actor.id,
-        None if fields.integration is None else fields.integration.provider,
-        None if fields.workflow is None else fields.workflow.run_id,
-        None if fields.context is None else fields.context.ip,
+        actor.type,
+        actor.id,
+        None if integration is None else integration.provider,
+        None if workflow is None else workflow.run_id,
+        None if context is None else context.ip,
     )
 
 
@@ -263,19 +295,18 @@ def body_columns(body: bytes) -> tuple[int, str, tuple[Any, ...]]:
 
 
 class Frontier:
-    """A Merkle tree built leaf by leaf: the roots of its complete subtrees on the right edge,
+    """A Merkle tree built node by node: the roots of its complete subtrees on the right edge,
     one per set bit of its size (RFC 9162 section 2.1.1: MTH splits off the largest complete
-    subtree first). O(log n) memory, one node hash per leaf on average, and the root of the
+    subtree first). O(log n) memory, one node hash per append on average, and the root of the
     tree so far in O(log n) at any time.
 
-    ``on_tile(level, node)`` is told of every node of height ``8 * level`` as it is made: the
-    root of the tile at ``level - 1`` that has just filled up.
+    What it is fed are leaf hashes, or equally the roots of equal complete subtrees (the roots
+    of full tiles): the tree over those is the tree over the leaves beneath them.
     """
 
-    def __init__(self, on_tile: Callable[[int, bytes], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.size = 0
         self._edge: list[bytes] = []  # _edge[h]: the subtree of height h, if bit h of size is set
-        self._on_tile = on_tile
 
     def append(self, leaf: bytes) -> None:
         sha256, prefix, edge = hashlib.sha256, merkle.NODE_PREFIX, self._edge
@@ -284,115 +315,94 @@ class Frontier:
             node = sha256(prefix + edge[height] + node).digest()
             size >>= 1
             height += 1
-            if not height % TILE_HEIGHT and self._on_tile is not None:
-                self._on_tile(height // TILE_HEIGHT, node)
         if height == len(edge):
             edge.append(node)
         else:
             edge[height] = node
         self.size += 1
 
-    def root(self) -> bytes:
-        """MTH of the leaves so far: the complete subtrees folded from the right."""
-        root: bytes | None = None
+    def root(self, right: bytes | None = None) -> bytes:
+        """MTH of the leaves so far: the complete subtrees folded from the right. With
+        ``right``, the MTH of a smaller subtree that follows them (the leaves of a partial
+        tile, when the frontier holds roots of full tiles): the subtrees of a tree's right
+        edge fold the same whether or not that last one was folded first."""
+        root = right
         for height, node in enumerate(self._edge):
             if self.size >> height & 1:
                 root = node if root is None else merkle.node_hash(node, root)
         return merkle.EMPTY_ROOT if root is None else root
 
 
+# SHA-256 already fed the node prefix: copying it is cheaper than starting a hash per node.
+_NODE_HASH = hashlib.sha256(merkle.NODE_PREFIX)
+
+
 def tile_root(hashes: bytes) -> bytes:
-    """MTH of a full tile's 256 hashes: the node one level up (RFC 9162 section 2.1.1)."""
-    size = merkle.HASH_SIZE
-    return merkle.root_hash([hashes[offset : offset + size] for offset in range(0, len(hashes), size)])
+    """MTH of a full tile's 256 hashes, concatenated: the node one level up (RFC 9162 section
+    2.1.1), pairing the nodes of each level, from slices of one bytes object."""
+    pair = 2 * merkle.HASH_SIZE
+    while len(hashes) > merkle.HASH_SIZE:
+        level = []
+        for at in range(0, len(hashes), pair):
+            node = _NODE_HASH.copy()
+            node.update(hashes[at : at + pair])
+            level.append(node.digest())
+        hashes = b"".join(level)
+    return hashes
 
 
-class TileCheck:
-    """Compares every stored tile with the tile rebuilt from the leaf hashes, as each fills.
-    Memory: one tile per level.
+def _stored_root(stored: bytes | None, rebuilt: bytes) -> bytes | None:
+    """The root of a stored full tile that differs from the rebuilt one: the node above may
+    have been made from it."""
+    if stored is None or stored == rebuilt or len(stored) != _TILE_BYTES:
+        return None
+    return tile_root(stored)
 
-    A tile at level L holds the nodes at height 8L (see :mod:`trailkeeper.tiles`). Leaf hashes
-    go into :attr:`leaves`; a :class:`Frontier` over the same leaves hands over each node of
-    height 8(L + 1) through :meth:`tile_done` once the tile at level L below it is full. When a
-    stored tile is not the rebuilt one, only the level above can tell which of the two its
-    parent was made from, so the level above accepts the root of either: a bad node is then
-    reported once, where it is, and neither again in every tile above it nor as a good tile
-    above a bad one.
-    """
 
-    def __init__(self, fetch: TileFetch, findings: Findings) -> None:
-        self._fetch = fetch
-        self._findings = findings
-        self._pending: list[list[bytes]] = [[]]
-        # Per level, by entry of the tile being filled: the root of a stored tile below that
-        # differs from the rebuilt one.
-        self._alternates: list[dict[int, bytes]] = [{}]
-        self._next_index: list[int] = [0]
-
-    @property
-    def leaves(self) -> list[bytes]:
-        """Where leaf hashes go, before the frontier hears of them."""
-        return self._pending[0]
-
-    def tile_done(self, level_above: int, root: bytes) -> None:
-        """The tile below ``level_above`` is full and ``root`` is the rebuilt node over it."""
-        level = level_above - 1
-        expected = b"".join(self._pending[level])
-        alternates = self._alternates[level]
-        self._pending[level].clear()  # the same list: the hot loop holds level 0
-        self._alternates[level] = {}
-        index = self._next_index[level]
-        self._next_index[level] = index + 1
-        stored = self._compare(level, index, expected, alternates, partial=False)
-        if level_above == len(self._pending):
-            self._pending.append([])
-            self._alternates.append({})
-            self._next_index.append(0)
-        above = self._pending[level_above]
-        if stored is not None and stored != expected and len(stored) == _TILE_BYTES:
-            self._alternates[level_above][len(above)] = tile_root(stored)
-        above.append(root)
-
-    def finish(self) -> None:
-        """Compare the partial tile of every level, once every leaf hash is in."""
-        for level, pending in enumerate(self._pending):
-            if pending:
-                expected = b"".join(pending)
-                self._compare(level, self._next_index[level], expected, self._alternates[level], partial=True)
-
-    def _compare(
-        self, level: int, index: int, expected: bytes, alternates: dict[int, bytes], *, partial: bool
-    ) -> bytes | None:
-        stored = self._fetch(level, index)
-        if stored is None:
-            self._bad_node(level, index, 0, "is missing")
-            return None
-        # A partial tile read after a later append holds more hashes: only its beginning is
-        # this tree's. A full tile never changes.
-        found = stored[: len(expected)] if partial else stored
-        if found == expected:
-            return stored
-        entry = _first_unexplained(expected, found, alternates)
-        if len(found) != len(expected) or len(stored) % merkle.HASH_SIZE:
-            width = len(stored) / merkle.HASH_SIZE
-            expected_width = len(expected) // merkle.HASH_SIZE
-            if entry is None:  # the hashes both hold agree: the first one missing is bad
-                entry = min(len(found) // merkle.HASH_SIZE, expected_width)
-            self._bad_node(level, index, entry, f"holds {width:g} hashes, expected {expected_width}")
-        elif entry is not None:
-            self._bad_node(level, index, entry, f"holds a wrong hash at entry {entry}")
+def _compare_tile(
+    fetch: TileFetch,
+    findings: Findings,
+    level: int,
+    index: int,
+    expected: bytes,
+    alternates: dict[int, bytes],
+    *,
+    partial: bool,
+) -> bytes | None:
+    """Compare a stored tile with the rebuilt one, report where it first differs, and return
+    it. ``alternates`` are, by entry, roots of stored tiles below that differ from the rebuilt
+    ones (and were reported there): an entry made from one of them is not reported again."""
+    stored = fetch(level, index)
+    if stored is None:
+        _bad_node(findings, level, index, 0, "is missing")
+        return None
+    # A partial tile read after a later append holds more hashes: only its beginning is
+    # this tree's. A full tile never changes.
+    found = stored[: len(expected)] if partial else stored
+    if found == expected:
         return stored
+    entry = _first_unexplained(expected, found, alternates)
+    if len(found) != len(expected) or len(stored) % merkle.HASH_SIZE:
+        width = len(stored) / merkle.HASH_SIZE
+        expected_width = len(expected) // merkle.HASH_SIZE
+        if entry is None:  # the hashes both hold agree: the first one missing is bad
+            entry = min(len(found) // merkle.HASH_SIZE, expected_width)
+        _bad_node(findings, level, index, entry, f"holds {width:g} hashes, expected {expected_width}")
+    elif entry is not None:
+        _bad_node(findings, level, index, entry, f"holds a wrong hash at entry {entry}")
+    return stored
 
-    def _bad_node(self, level: int, index: int, entry: int, what: str) -> None:
-        node = index * TILE_WIDTH + entry
-        first_seq = node << (TILE_HEIGHT * level)
-        self._findings.add(
-            Finding(
-                first_seq,
-                Problem.BAD_NODE,
-                f"stored tile {level}/{index} {what} (the node over the records from seq {first_seq})",
-            )
+
+def _bad_node(findings: Findings, level: int, index: int, entry: int, what: str) -> None:
+    node = index * TILE_WIDTH + entry
+    first_seq = node << (TILE_HEIGHT * level)
+    findings.add(
+        Finding(
+            first_seq,
+            Problem.BAD_NODE,
+            f"stored tile {level}/{index} {what} (the node over the records from seq {first_seq})",
         )
+    )
 
 
 def _first_unexplained(expected: bytes, found: bytes, alternates: dict[int, bytes]) -> int | None:
@@ -406,127 +416,224 @@ def _first_unexplained(expected: bytes, found: bytes, alternates: dict[int, byte
     return None
 
 
-# --- the rows ------------------------------------------------------------------------------
+class TileCheck:
+    """Compares every stored tile from ``level`` up with the tile rebuilt from the nodes fed
+    to it (the nodes of height ``8 * level``, in order), as each fills. Memory: one tile per
+    level.
 
-
-def _check_leaves(
-    tenant: str,
-    rows: Iterator[StoredLeaf],
-    tree_size: int,
-    tiles: TileCheck,
-    checkpoints: CheckpointCheck,
-    findings: Findings,
-    progress: Progress | None,
-) -> int:
-    """Check every row in seq order and rebuild the tree from their leaf hashes, checking
-    every tile and checkpoint as the tree passes them; return the rows checked.
-
-    The hot loop of verification: per row one SHA-256, one partial decode, a few comparisons
-    and on average one node hash, with everything it calls bound to locals.
+    A tile at level L holds the nodes at height 8L (see :mod:`trailkeeper.tiles`); the root of
+    a full one is the next entry of level L + 1. When a stored tile is not the rebuilt one,
+    only the level above can tell which of the two its parent was made from, so the level
+    above accepts the root of either: a bad node is then reported once, where it is, and
+    neither again in every tile above it nor as a good tile above a bad one.
     """
-    sha256 = hashlib.sha256
-    decode = _decode_indexed
-    leaf_prefix = merkle.LEAF_PREFIX
-    pending = tiles.leaves
-    frontier = Frontier(tiles.tile_done)
-    append, root = frontier.append, frontier.root
-    next_size = checkpoints.reached(0, merkle.EMPTY_ROOT)
-    expected = 0  # the seq the next row must have: the size of the tree so far
-    checked = 0
-    stopped_at: StoredLeaf | None = None
-    for row in rows:
-        seq = row.seq
-        if seq != expected or seq >= tree_size:
-            if seq < expected or seq >= tree_size:
-                stopped_at = row
-                break
-            findings.add(Finding(expected, Problem.MISSING_RECORD, f"record {expected} is not in the store"))
-            next_size = _append_absent(seq - expected, pending, frontier, checkpoints, next_size)
-            expected = seq
-        body = row.body
+
+    def __init__(self, fetch: TileFetch, findings: Findings, level: int = 0) -> None:
+        self._fetch = fetch
+        self._findings = findings
+        self._level = level
+        # Per level from ``level`` up: the nodes of the tile being filled, the roots of stored
+        # tiles below that differ from the rebuilt ones (by entry), and the tile's index.
+        self._pending: list[list[bytes]] = []
+        self._alternates: list[dict[int, bytes]] = []
+        self._next_index: list[int] = []
+
+    def append(self, node: bytes, stored_node: bytes | None = None) -> None:
+        """The next node of the lowest level. ``stored_node``: where the stored tile below
+        that node differs from the rebuilt one, the root of the stored tile."""
+        self._add(0, node, stored_node)
+
+    def _add(self, depth: int, node: bytes, alternate: bytes | None) -> None:
+        if depth == len(self._pending):
+            self._pending.append([])
+            self._alternates.append({})
+            self._next_index.append(0)
+        pending = self._pending[depth]
+        if alternate is not None:
+            self._alternates[depth][len(pending)] = alternate
+        pending.append(node)
+        if len(pending) < TILE_WIDTH:
+            return
+        rebuilt = b"".join(pending)
+        alternates = self._alternates[depth]
+        pending.clear()
+        self._alternates[depth] = {}
+        index = self._next_index[depth]
+        self._next_index[depth] = index + 1
+        level = self._level + depth
+        stored = _compare_tile(self._fetch, self._findings, level, index, rebuilt, alternates, partial=False)
+        self._add(depth + 1, tile_root(rebuilt), _stored_root(stored, rebuilt))
+
+    def finish(self) -> None:
+        """Compare the partial tile of every level, once every node is in."""
+        for depth, pending in enumerate(self._pending):
+            if pending:
+                level, index = self._level + depth, self._next_index[depth]
+                rebuilt = b"".join(pending)
+                _compare_tile(
+                    self._fetch, self._findings, level, index, rebuilt, self._alternates[depth], partial=True
+                )
+
+
+# --- the rows of a chunk ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Consecutive seqs ``[start, end)`` to check on their own; ``start`` is a multiple of
+    TILE_WIDTH. ``cuts``: the checkpoint sizes in ``(start, end]`` that fall inside a tile,
+    whose roots need the MTH of that tile's first leaves."""
+
+    start: int
+    end: int
+    cuts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class _ChunkCheck:
+    """What checking a chunk gave: the root of each of its full level-0 tiles (a node of
+    height 8), where a stored tile differs the root of the stored one (by position), the MTH
+    of the leaves before each cut, the first finding, and how many rows were read."""
+
+    nodes: list[bytes]
+    stored_nodes: dict[int, bytes]
+    cut_roots: dict[int, bytes]
+    finding: Finding | None
+    rows: int
+
+
+def _check_chunk(store: Store, tenant: str, chunk: _Chunk) -> _ChunkCheck:
+    """Check every row of a chunk and every level-0 tile it covers."""
+    findings = Findings()
+    rows = _RowCheck(tenant, chunk.start, findings)
+    batches = store.verify_rows(tenant, chunk.start, chunk.end)
+    try:
+        for batch in batches:
+            rows.check(batch)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    rows.missing_until(chunk.end)
+    leaves = rows.leaves
+    nodes: list[bytes] = []
+    stored_nodes: dict[int, bytes] = {}
+    first_tile = chunk.start // TILE_WIDTH
+    fetch = _tile_fetch(store, tenant)
+    for offset in range(0, len(leaves), TILE_WIDTH):
+        rebuilt = b"".join(leaves[offset : offset + TILE_WIDTH])
+        full = len(rebuilt) == _TILE_BYTES
+        index = first_tile + offset // TILE_WIDTH
+        stored = _compare_tile(fetch, findings, 0, index, rebuilt, {}, partial=not full)
+        if full:
+            stored_root = _stored_root(stored, rebuilt)
+            if stored_root is not None:
+                stored_nodes[len(nodes)] = stored_root
+            nodes.append(tile_root(rebuilt))
+    # The leaves of the tile a checkpoint's size cuts, up to the cut.
+    cut_roots = {
+        size: merkle.root_hash(leaves[size - size % TILE_WIDTH - chunk.start : size - chunk.start])
+        for size in chunk.cuts
+    }
+    return _ChunkCheck(nodes, stored_nodes, cut_roots, findings.first(), rows.read)
+
+
+def _tile_fetch(store: Store, tenant: str) -> TileFetch:
+    def fetch(level: int, index: int) -> bytes | None:
+        return store.tile(tenant, level, index)
+
+    return fetch
+
+
+class _RowCheck:
+    """Checks the rows of one chunk in seq order, a batch at a time, and keeps their leaf
+    hashes (a stand-in for each row that is missing)."""
+
+    def __init__(self, tenant: str, start: int, findings: Findings) -> None:
+        self.leaves: list[bytes] = []
+        self.read = 0
+        self._tenant = tenant
+        self._expected = start  # the seq the next row must have
+        self._findings = findings
+
+    def check(self, batch: list[VerifyRow]) -> None:
+        if not self._sound(batch):
+            for row in batch:
+                self._check_row(row)
+
+    def _sound(self, batch: list[VerifyRow]) -> bool:
+        """The fast path, taken by a batch of sound rows: every row in its place, hashing to
+        its leaf hash, and with the columns its body says, each checked for the whole batch
+        at once. Anything else (a gap, a purged body, a body stored as text, one that is no
+        record, a disagreement) sends the batch to the row by row check."""
+        first = self._expected
+        if [row[0] for row in batch] != list(range(first, first + len(batch))):
+            return False
+        bodies, columns = [row[1] for row in batch], [row[3] for row in batch]
+        if None in bodies or None in columns:  # a purged body; a column that JSON cannot hold
+            return False
+        present = cast("list[bytes]", bodies)
+        sha256, leaf_prefix = hashlib.sha256, merkle.LEAF_PREFIX
+        try:
+            leaves = [sha256(leaf_prefix + body).digest() for body in present]
+            if b"".join(leaves) != b"".join([row[2] for row in batch]):
+                return False
+            own_columns = _encode([_place_and_columns(_decode_indexed(body)) for body in present])
+        except (TypeError, msgspec.DecodeError):  # a body stored as text; no record; no offset
+            return False
+        if own_columns != b"".join((b"[", b",".join(cast("list[bytes]", columns)), b"]")):
+            return False
+        self.leaves += leaves
+        self._expected += len(batch)
+        self.read += len(batch)
+        return True
+
+    def _check_row(self, row: VerifyRow) -> None:
+        seq, body, stored_leaf, columns = row
+        if seq < self._expected:  # the store gave this seq already, or out of order
+            message = f"record {seq} comes after record {self._expected - 1}"
+            self._findings.add(Finding(seq, Problem.WRONG_ORDER, message))
+            return
+        self.missing_until(seq)
         if body is None:
             # Retention purged the body and kept its leaf hash: the tiles still check it.
-            leaf = row.leaf_hash
+            leaf = _as_bytes(stored_leaf)
         else:
-            if type(body) is not bytes:
-                body = _as_bytes(body)
-            leaf = sha256(leaf_prefix + body).digest()
-            # The fast path, taken by every sound row; any doubt goes to _row_problem, which
-            # checks again field by field and says what is wrong.
-            try:
-                fields = decode(body)
-                sound = (
-                    leaf == row.leaf_hash
-                    and fields.seq == seq
-                    and fields.tenant == tenant
-                    and tuple(row.columns.values()) == indexed_columns(fields)
-                )
-            except (msgspec.DecodeError, TypeError):
-                sound = False
-            if not sound:
-                problem = _row_problem(tenant, row, body, leaf)
-                if problem is not None:
-                    findings.add(Finding(seq, problem[0], problem[1]))
-        pending.append(leaf)
-        append(leaf)
-        expected += 1
-        checked += 1
-        if expected == next_size:
-            next_size = checkpoints.reached(expected, root())
-        if progress is not None and not expected % PROGRESS_EVERY:
-            progress(expected, tree_size)
-    if stopped_at is not None:
-        _out_of_place(stopped_at, expected, tree_size, findings)
-    if expected < tree_size:
-        findings.add(Finding(expected, Problem.MISSING_RECORD, f"record {expected} is not in the store"))
-        _append_absent(tree_size - expected, pending, frontier, checkpoints, next_size)
-    tiles.finish()
-    if progress is not None:
-        progress(tree_size, tree_size)
-    return checked
+            body = _as_bytes(body)
+            leaf = hashlib.sha256(merkle.LEAF_PREFIX + body).digest()
+            problem = _row_problem(self._tenant, seq, body, leaf, stored_leaf, columns)
+            if problem is not None:
+                self._findings.add(Finding(seq, problem[0], problem[1]))
+        self.leaves.append(leaf)
+        self._expected = seq + 1
+        self.read += 1
+
+    def missing_until(self, seq: int) -> None:
+        """The records from the expected seq up to ``seq`` are not in the store: report the
+        first, and stand in for each, so that the tiles after them keep their places."""
+        if seq > self._expected:
+            message = f"record {self._expected} is not in the store"
+            self._findings.add(Finding(self._expected, Problem.MISSING_RECORD, message))
+            self.leaves += [_ABSENT] * (seq - self._expected)
+            self._expected = seq
 
 
-def _append_absent(
-    count: int, pending: list[bytes], frontier: Frontier, checkpoints: CheckpointCheck, next_size: int
-) -> int:
-    """Stand-ins for missing records, so that the tiles after them keep their places."""
-    for _ in range(count):
-        pending.append(_ABSENT)
-        frontier.append(_ABSENT)
-        if frontier.size == next_size:
-            next_size = checkpoints.reached(next_size, frontier.root())
-    return next_size
-
-
-def _as_bytes(body: object) -> bytes:
+def _as_bytes(value: object) -> bytes:
     # SQL functions applied to a BLOB by hand give TEXT back; a driver may give a memoryview.
-    if isinstance(body, str):
-        return body.encode("utf-8", "surrogatepass")
-    if isinstance(body, (bytearray, memoryview)):
-        return bytes(body)
-    raise TypeError(f"a stored body is {type(body).__name__}, not bytes")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"a stored body or hash is {type(value).__name__}, not bytes")
 
 
-def _out_of_place(row: StoredLeaf, expected: int, tree_size: int, findings: Findings) -> None:
-    """A row that stopped the pass: beyond the tree, or out of seq order."""
-    if row.seq >= tree_size:
-        findings.add(
-            Finding(
-                row.seq,
-                Problem.EXTRA_RECORD,
-                f"record {row.seq} is beyond the tree, whose size is {tree_size}",
-            )
-        )
-    else:
-        findings.add(
-            Finding(row.seq, Problem.WRONG_ORDER, f"record {row.seq} comes after record {expected - 1}")
-        )
-
-
-def _row_problem(tenant: str, row: StoredLeaf, body: bytes, leaf: bytes) -> tuple[Problem, str] | None:
+def _row_problem(
+    tenant: str, seq: int, body: bytes, leaf: bytes, stored_leaf: object, stored_columns: bytes | None
+) -> tuple[Problem, str] | None:
     """What is wrong with one stored row, or None: its body must be the record of its own
     place, hash to its leaf hash, and agree with its searchable columns."""
-    seq = row.seq
     try:
         own_seq, own_tenant, columns = body_columns(body)
     except ValueError as error:
@@ -535,17 +642,83 @@ def _row_problem(tenant: str, row: StoredLeaf, body: bytes, leaf: bytes) -> tupl
         return Problem.WRONG_ORDER, (
             f"the body stored at seq {seq} of {tenant!r} is record {own_seq} of {own_tenant!r}"
         )
-    if leaf != row.leaf_hash:
+    if leaf != stored_leaf:
         return Problem.CHANGED_RECORD, (
-            f"record {seq} hashes to {leaf.hex()}, its stored leaf hash is {bytes(row.leaf_hash).hex()}"
+            f"record {seq} hashes to {leaf.hex()}, its stored leaf hash is {_as_bytes(stored_leaf).hex()}"
         )
-    stored = row.columns
+    stored = _read_columns(stored_columns)
+    if stored is None:
+        return Problem.CHANGED_RECORD, f"a searchable column of record {seq} holds neither text nor a number"
     for name, value in zip(INDEX_COLUMN_NAMES, columns, strict=True):
-        if stored.get(name) != value:
+        if stored[name] != value:
             return Problem.CHANGED_RECORD, (
-                f"column {name} of record {seq} is {stored.get(name)!r}, its body says {value!r}"
+                f"column {name} of record {seq} is {stored[name]!r}, its body says {value!r}"
             )
     return None
+
+
+def _read_columns(text: bytes | None) -> dict[str, Any] | None:
+    """The searchable columns of a row, by name, from the JSON text of ``Store.verify_rows``."""
+    if text is None:
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(values, list) or len(values) != 2 + len(INDEX_COLUMN_NAMES):
+        return None
+    return dict(zip(INDEX_COLUMN_NAMES, values[2:], strict=True))
+
+
+# --- the tree above the chunks ------------------------------------------------------------------
+
+
+class _Rebuild:
+    """The tree over the roots of the level-0 tiles, rebuilt chunk by chunk in seq order: it
+    checks the tiles of level 1 and up, and each checkpoint as the tree reaches its size.
+
+    The root at a size inside a tile folds the MTH of that tile's first leaves (a chunk's cut
+    root) onto the right edge of the full tiles before it.
+    """
+
+    def __init__(self, tiles: TileCheck, checkpoints: CheckpointCheck) -> None:
+        self._tiles = tiles
+        self._checkpoints = checkpoints
+        self._tree = Frontier()  # over the roots of full level-0 tiles
+        self._cut_roots: dict[int, bytes] = {}
+        self._next_size = checkpoints.reached(0, merkle.EMPTY_ROOT)
+
+    def add(self, chunk: _ChunkCheck) -> None:
+        self._cut_roots.update(chunk.cut_roots)
+        for position, node in enumerate(chunk.nodes):
+            self._reach(self._tree.size * TILE_WIDTH + TILE_WIDTH)
+            self._tiles.append(node, chunk.stored_nodes.get(position))
+            self._tree.append(node)
+
+    def finish(self, tree_size: int) -> None:
+        self._reach(tree_size + 1)
+        self._tiles.finish()
+
+    def _reach(self, below: int) -> None:
+        """Check the checkpoints whose sizes lie from the tree's size up to ``below``, not
+        included: the tree has the full tiles before that size, the chunk its cut root."""
+        full = self._tree.size * TILE_WIDTH
+        while 0 <= self._next_size < below:
+            size = self._next_size
+            root = self._tree.root() if size == full else self._tree.root(self._cut_roots.pop(size))
+            self._next_size = self._checkpoints.reached(size, root)
+
+
+def _chunks(tree_size: int, chunk_size: int, checkpoint_sizes: list[int]) -> list[_Chunk]:
+    """``[0, tree_size)`` in chunks, each with the checkpoint sizes that cut one of its tiles."""
+    chunks = []
+    for start in range(0, tree_size, chunk_size):
+        end = min(start + chunk_size, tree_size)
+        within = checkpoint_sizes[
+            bisect.bisect_right(checkpoint_sizes, start) : bisect.bisect_right(checkpoint_sizes, end)
+        ]
+        chunks.append(_Chunk(start, end, tuple(size for size in within if size % TILE_WIDTH)))
+    return chunks
 
 
 # --- checkpoints and keys ---------------------------------------------------------------------
@@ -607,6 +780,11 @@ class CheckpointCheck:
     @property
     def count(self) -> int:
         return len(self._checkpoints)
+
+    @property
+    def sizes(self) -> list[int]:
+        """The tree size of every checkpoint, in order."""
+        return [checkpoint.tree_size for checkpoint in self._checkpoints]
 
     @property
     def latest_size(self) -> int:
@@ -677,27 +855,198 @@ class CheckpointCheck:
         return signed
 
 
+# --- sharing the chunks out -------------------------------------------------------------------
+
+# A helper is a plain interpreter started on this module, fed chunks as pickles on its stdin
+# and answering on its stdout. Unlike multiprocessing's spawn, it never imports the caller's
+# __main__ (which a script without a main guard would run again), and unlike fork it inherits
+# no threads or locks. Pickles only ever pass between this process and the helpers it started.
+_HELPER_COMMAND = "from trailkeeper.verify import _serve_chunks; _serve_chunks()"
+
+
+def _serve_chunks() -> None:
+    """A helper process: read the store's URL and the tenant, then check each chunk it is
+    given, until its input ends."""
+    from trailkeeper.store import open_store
+
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    url, tenant = pickle.load(requests)  # noqa: S301 - written by the process that started this one
+    store = open_store(url)
+    try:
+        while True:
+            try:
+                chunk = pickle.load(requests)  # noqa: S301 - as above
+            except EOFError:
+                return
+            pickle.dump(_check_chunk(store, tenant, chunk), answers)
+            answers.flush()
+    finally:
+        store.close()
+
+
+class _Work:
+    """The chunks, handed out in order to whoever is free (this process or a helper), and the
+    checks of those done, kept until they are taken in order."""
+
+    def __init__(self, chunks: list[_Chunk]) -> None:
+        self.chunks = chunks
+        self._next = 0
+        self._returned: list[int] = []  # chunks a failed helper gave back
+        self._done: dict[int, _ChunkCheck] = {}
+        self._changed = threading.Condition()
+        self._stopped = False
+
+    def take(self) -> int | None:
+        """The next chunk to check, or None when none is left (or the work stopped)."""
+        with self._changed:
+            if self._stopped:
+                return None
+            if self._returned:
+                return self._returned.pop()
+            if self._next == len(self.chunks):
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def done(self, index: int, check: _ChunkCheck) -> None:
+        with self._changed:
+            self._done[index] = check
+            self._changed.notify_all()
+
+    def give_back(self, index: int) -> None:
+        with self._changed:
+            self._returned.append(index)
+            self._changed.notify_all()
+
+    def result(self, index: int, *, wait: bool) -> _ChunkCheck | None:
+        """The check of a chunk once it is done; with ``wait``, wait until it is, or until a
+        chunk is given back, for the caller to take."""
+        with self._changed:
+            if wait:
+                self._changed.wait_for(lambda: index in self._done or bool(self._returned))
+            return self._done.pop(index, None)
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+
+
+def _helper(url: str, tenant: str, work: _Work) -> None:
+    """A helper's thread: start the helper process and keep it fed. A helper that fails only
+    means less help: its chunk goes back for another to take."""
+    try:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, on a fixed command
+            [sys.executable, "-c", _HELPER_COMMAND],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            # The helper imports what this process imports, from where this process does.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)},
+        )
+    except OSError:
+        return
+    requests, answers = process.stdin, process.stdout
+    assert requests is not None
+    assert answers is not None
+    index: int | None = None
+    try:
+        pickle.dump((url, tenant), requests)
+        while (index := work.take()) is not None:
+            pickle.dump(work.chunks[index], requests)
+            requests.flush()
+            work.done(index, pickle.load(answers))  # noqa: S301 - from the helper this thread started
+    except Exception:  # noqa: BLE001 - any failure of a helper is met the same way
+        if index is not None:
+            work.give_back(index)
+    finally:
+        process.kill()  # idle once its last chunk is done, or failed
+        process.wait()
+        with suppress(OSError):
+            requests.close()
+        answers.close()
+
+
+def _chunk_checks(store: Store, tenant: str, chunks: list[_Chunk], helpers: int) -> Iterator[_ChunkCheck]:
+    """The check of every chunk, in order. With helpers, this process checks chunks too, so
+    that none waits for a helper to start: whenever the chunk it needs next is not done, it
+    takes the next one free, and waits only when none is."""
+    url = store.shared_url() if helpers > 0 and len(chunks) > 1 else None
+    if url is None:
+        for chunk in chunks:
+            yield _check_chunk(store, tenant, chunk)
+        return
+    work = _Work(chunks)
+    threads = [
+        threading.Thread(target=_helper, args=(url, tenant, work), name="verify-helper", daemon=True)
+        for _ in range(min(helpers, len(chunks) - 1))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for index in range(len(chunks)):
+            check = work.result(index, wait=False)
+            while check is None:
+                mine = work.take()
+                if mine is not None:
+                    work.done(mine, _check_chunk(store, tenant, chunks[mine]))
+                check = work.result(index, wait=mine is None)
+            yield check
+    finally:
+        work.stop()
+        for thread in threads:
+            thread.join()
+
+
+def _default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
 # --- entry points ---------------------------------------------------------------------------
 
 
-def verify_store(log: AuditLog, tenant: str, progress: Progress | None = None) -> VerifyReport:
-    """Verify one tenant's log in its store: every record, node, root, checkpoint and key."""
+def verify_store(
+    log: AuditLog,
+    tenant: str,
+    progress: Progress | None = None,
+    *,
+    jobs: int | None = None,
+    chunk: int = CHUNK,
+    parallel_from: int = PARALLEL_FROM,
+) -> VerifyReport:
+    """Verify one tenant's log in its store: every record, node, root, checkpoint and key.
+
+    ``jobs``: how many processes share the work (by default, one per CPU), when the log has
+    at least ``parallel_from`` records and its store can be reached from another process.
+    ``chunk``: how many records make one share, a multiple of 256 (the width of a tile).
+    """
+    if chunk <= 0 or chunk % TILE_WIDTH:
+        raise InvalidArgument("chunk", f"must be a positive multiple of {TILE_WIDTH}, got {chunk}")
+    if jobs is not None and jobs < 1:
+        raise InvalidArgument("jobs", f"must be at least 1, got {jobs}")
     store = log.store
     findings = Findings()
     verifier = _verifier(log, tenant, findings)
     checkpoints = CheckpointCheck(store.checkpoints(tenant), verifier, log.origin(tenant), findings)
-    rows = store.leaves(tenant, 0)
-    first = next(rows, None)
-    tree_size = store.tree_size(tenant)
-    tiles = TileCheck(lambda level, index: store.tile(tenant, level, index), findings)
-    stream = rows if first is None else chain((first,), rows)
-    try:
-        checked = _check_leaves(tenant, stream, tree_size, tiles, checkpoints, findings, progress)
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
+    tree_size = _head(store, tenant, findings)
+    chunks = _chunks(tree_size, chunk, checkpoints.sizes)
+    jobs = _default_jobs() if jobs is None else jobs
+    helpers = jobs - 1 if tree_size >= parallel_from else 0
+    tree = _Rebuild(TileCheck(_tile_fetch(store, tenant), findings, level=1), checkpoints)
+    checked = 0
+    for part, check in zip(chunks, _chunk_checks(store, tenant, chunks, helpers), strict=True):
+        if check.finding is not None:
+            findings.add(check.finding)
+        tree.add(check)
+        checked += check.rows
+        if progress is not None:
+            progress(part.end, tree_size)
+    tree.finish(tree_size)
     checkpoints.finish(tree_size)
+    if progress is not None and not chunks:
+        progress(0, 0)
     return report_of(
         tenant,
         findings,
@@ -708,10 +1057,31 @@ def verify_store(log: AuditLog, tenant: str, progress: Progress | None = None) -
     )
 
 
-def verify_all(log: AuditLog, progress: Callable[[str, int, int], None] | None = None) -> list[VerifyReport]:
+def _head(store: Store, tenant: str, findings: Findings) -> int:
+    """The tree size, and a finding for a row beyond it: one that a read of the rows beyond
+    the head, made before the head is read again, finds beyond the second (see above)."""
+    beyond = store.leaves(tenant, store.tree_size(tenant))
+    try:
+        row = next(beyond, None)
+        tree_size = store.tree_size(tenant)
+        while row is not None and row.seq < tree_size:  # appended between the two reads
+            row = next(beyond, None)
+    finally:
+        close = getattr(beyond, "close", None)
+        if close is not None:
+            close()
+    if row is not None:
+        message = f"record {row.seq} is beyond the tree, whose size is {tree_size}"
+        findings.add(Finding(row.seq, Problem.EXTRA_RECORD, message))
+    return tree_size
+
+
+def verify_all(
+    log: AuditLog, progress: Callable[[str, int, int], None] | None = None, *, jobs: int | None = None
+) -> list[VerifyReport]:
     """Verify every tenant's log; ``progress(tenant, done, total)`` as each goes."""
     return [
-        verify_store(log, tenant, None if progress is None else _progress_of(tenant, progress))
+        verify_store(log, tenant, None if progress is None else _progress_of(tenant, progress), jobs=jobs)
         for tenant in log.store.tenants()
     ]
 
@@ -724,6 +1094,8 @@ def _progress_of(tenant: str, progress: Callable[[str, int, int], None]) -> Prog
 
 
 __all__ = [
+    "CHUNK",
+    "PARALLEL_FROM",
     "CheckpointCheck",
     "Finding",
     "Findings",
