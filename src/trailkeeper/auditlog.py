@@ -14,12 +14,12 @@ import os
 import secrets
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trailkeeper import merkle, tiles
 from trailkeeper.errors import (
@@ -50,6 +50,9 @@ from trailkeeper.store.base import (
     StoredCheckpoint,
 )
 from trailkeeper.writer import Writer
+
+if TYPE_CHECKING:
+    from trailkeeper.verify import VerifyReport
 
 DEFAULT_SERVER_NAME = "trailkeeper"
 SCOPES = ("events:write", "events:read", "admin")
@@ -408,12 +411,15 @@ class AuditLog:
         self._check_size(tenant, tree_size, "tree_size")
         return self.reader(tenant, tree_size).root()
 
-    def verify(self, tenant: str, progress: Any = None) -> Any:
-        """Recompute every leaf, node and root and check every checkpoint: a report."""
+    def verify(
+        self, tenant: str, progress: Callable[[int, int], None] | None = None, *, jobs: int | None = None
+    ) -> VerifyReport:
+        """Recompute every leaf, node and root and check every checkpoint: a report. ``jobs``
+        processes share a large log (by default, one per CPU)."""
         from trailkeeper.verify import verify_store
 
         check_tenant(tenant)
-        return verify_store(self, tenant, progress=progress)
+        return verify_store(self, tenant, progress=progress, jobs=jobs)
 
     # -- signing (on the writer thread) -----------------------------------------------------
     def _sign_checkpoint(self, tenant: str) -> None:

@@ -293,6 +293,10 @@ def verify(
         typer.Option("--bundle", envvar="TRAILKEEPER_BUNDLE", help="Check an exported bundle offline."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", envvar="TRAILKEEPER_JSON")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", envvar="TRAILKEEPER_JOBS", min=1, help="Processes (default: CPUs)."),
+    ] = None,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Recompute every leaf and root and check every checkpoint."""
@@ -306,7 +310,7 @@ def verify(
             reports = []
             for name in tenants:
                 with _progress(f"verify {name}", log.tree_size(name)) as advance:
-                    reports.append(log.verify(name, progress=lambda done, _total: advance(done)))
+                    reports.append(log.verify(name, progress=lambda done, _total: advance(done), jobs=jobs))
     bad = [r for r in reports if not r.intact]
     for report in reports:
         if as_json:
