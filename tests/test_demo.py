@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -327,14 +328,17 @@ def test_secret_settings_are_recorded_masked(events: list[Event]) -> None:
 
 
 class BatchRecorder:
-    """A log that keeps what it is given, batch by batch."""
+    """A log that keeps what it is given, batch by batch, each committed at once."""
 
     def __init__(self) -> None:
         self.batches: list[tuple[str, list[Event]]] = []
 
-    def record_many(self, tenant: str, events: list[Event]) -> list[Event]:
-        self.batches.append((tenant, events))
-        return events
+    def record_later(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> Future[list[Event]]:
+        batch = [dict(event) for event in events]
+        self.batches.append((tenant, batch))
+        done: Future[list[Event]] = Future()
+        done.set_result(batch)
+        return done
 
 
 def test_write_demo_writes_batches_of_a_thousand_and_reports_progress() -> None:

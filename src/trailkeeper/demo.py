@@ -22,8 +22,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -1496,9 +1497,15 @@ def generate(events: int = 5000, seed: int = 7) -> tuple[Iterator[Event], DemoFa
 
 
 class RecordsMany(Protocol):
-    """What :func:`write_demo` needs of a log: ``AuditLog.record_many``, all or nothing."""
+    """What :func:`write_demo` needs of a log: ``AuditLog.record_later``, which validates a
+    batch and queues it for the writer, all or nothing, its future resolving at the commit."""
 
-    def record_many(self, tenant: str, events: list[dict[str, Any]]) -> Sequence[object]: ...
+    def record_later(self, tenant: str, events: Sequence[Mapping[str, Any]]) -> Future[Any]: ...
+
+
+# Batches queued at once: the writer commits what is waiting together, so a deep queue means
+# few, large commits, while the next batches are being generated.
+IN_FLIGHT = 32
 
 
 def write_demo(
@@ -1513,9 +1520,19 @@ def write_demo(
     ``progress`` with the number of events written after each batch; returns its facts."""
     stream, facts = generate(events, seed)
     written = 0
+    queued: deque[tuple[Future[Any], int]] = deque()
+
+    def settle(limit: int) -> None:
+        nonlocal written
+        while len(queued) > limit:
+            future, size = queued.popleft()
+            future.result()  # raises what the commit raised
+            written += size
+            if progress is not None:
+                progress(written)
+
     while batch := list(itertools.islice(stream, BATCH_SIZE)):
-        log.record_many(tenant, batch)
-        written += len(batch)
-        if progress is not None:
-            progress(written)
+        queued.append((log.record_later(tenant, batch), len(batch)))
+        settle(IN_FLIGHT)
+    settle(0)
     return replace(facts, tenant=tenant)
