@@ -17,7 +17,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +43,29 @@ def machine() -> str:
     )
 
 
-def ingest(workdir: Path, events: int, producers: int) -> tuple[Path, dict[str, float]]:
+def ingest(workdir: Path, events: int, producers: int, queued: int = 0) -> tuple[Path, dict[str, float]]:
     print(f"generating {events:,} events ...", flush=True)
     batches = [generate(start, min(BATCH, events - start)) for start in range(0, events, BATCH)]
     db = workdir / "bench.db"
     log = AuditLog.open(f"sqlite:///{db}", key_dir=workdir / "keys")
     started = time.perf_counter()
+
     # Each producer appends its share of the batches in order, each call waiting for its
-    # commit; with several producers the writer commits their batches together.
-    threads = [
-        threading.Thread(
-            target=lambda mine=batches[i::producers]: [log.record_many("bench", b) for b in mine]
-        )
-        for i in range(producers)
-    ]
+    # commit; with several producers the writer commits their batches together. With
+    # ``queued``, a producer keeps that many batches queued (record_later) instead.
+    def produce(mine: list[list[dict[str, Any]]]) -> None:
+        waiting: deque[Future[Any]] = deque()
+        for batch in mine:
+            if not queued:
+                log.record_many("bench", batch)
+                continue
+            waiting.append(log.record_later("bench", batch))
+            while len(waiting) > queued:
+                waiting.popleft().result()
+        for future in waiting:
+            future.result()
+
+    threads = [threading.Thread(target=produce, args=(batches[i::producers],)) for i in range(producers)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -65,15 +76,18 @@ def ingest(workdir: Path, events: int, producers: int) -> tuple[Path, dict[str, 
     rate = events / elapsed
     print(
         f"ingest: {events:,} events in {elapsed:.1f} s = {rate:,.0f} events/s "
-        f"(batches of {BATCH}, {producers} producer(s), {commits} commits)"
+        f"(batches of {BATCH}, {producers} producer(s), {queued} queued, {commits} commits)"
     )
-    floor_rate = raw_floor(db, workdir / "floor.db", events)
-    print(f"floor:  the same rows inserted raw = {floor_rate:,.0f} events/s")
+    # The floor commits as many rows at a time as the log did, on average: the same rows,
+    # the same schema, the same durable commits.
+    per_commit = max(BATCH, events // max(commits, 1) // BATCH * BATCH)
+    floor_rate = raw_floor(db, workdir / "floor.db", events, per_commit)
+    print(f"floor:  the same rows inserted raw, {per_commit:,} per commit = {floor_rate:,.0f} events/s")
     print(f"ratio:  {rate / floor_rate:.2f} of the floor")
     return db, {"ingest": rate, "floor": floor_rate, "ratio": rate / floor_rate}
 
 
-def raw_floor(source: Path, target: Path, events: int) -> float:
+def raw_floor(source: Path, target: Path, events: int, per_commit: int = BATCH) -> float:
     """Insert the rows the log stored into a fresh copy of the schema, timing only inserts."""
     # The store itself makes the schema and the connection, so the floor runs with the very
     # settings (WAL, synchronous=FULL, cache, checkpoint interval) the log runs with.
@@ -90,13 +104,13 @@ def raw_floor(source: Path, target: Path, events: int) -> float:
     for target in src.execute("SELECT tenant, id, seq, type FROM event_targets WHERE tenant = 'bench'"):
         targets_by_seq.setdefault(target[2], []).append(target)
     elapsed = 0.0
-    for start in range(0, events, BATCH):
+    for start in range(0, events, per_commit):
         rows = src.execute(
             f"SELECT {', '.join(columns)} FROM events "
             "WHERE tenant = 'bench' AND seq >= ? AND seq < ? ORDER BY seq",
-            (start, start + BATCH),
+            (start, start + per_commit),
         ).fetchall()
-        targets = [t for seq in range(start, start + BATCH) for t in targets_by_seq.get(seq, ())]
+        targets = [t for seq in range(start, start + per_commit) for t in targets_by_seq.get(seq, ())]
         texts = [(row[0], search_text(json.loads(row[columns.index("body")]))) for row in rows]
         begin = time.perf_counter()
         conn.execute("BEGIN")
@@ -198,6 +212,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
     parser.add_argument("--producers", type=int, default=1, help="threads appending at once")
+    parser.add_argument("--queued", type=int, default=0, help="batches a producer keeps queued")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="trailkeeper-bench-"))
@@ -217,7 +232,7 @@ def main() -> None:
         if args.what in ("ingest", "all") or not db.exists():
             for stale in workdir.glob("*.db*"):
                 stale.unlink() if stale.is_file() else shutil.rmtree(stale)
-            db, _ = ingest(workdir, args.events, args.producers)
+            db, _ = ingest(workdir, args.events, args.producers, args.queued)
         if args.what in ("search", "all"):
             search(db, workdir)
         if args.what in ("proofs", "all"):

@@ -65,13 +65,25 @@ DIALECT = Dialect(
     distinct="IS NOT",
 )
 
-_INSERT_EVENT = (
-    "INSERT INTO events (row, tenant, seq, id, leaf_hash, body, "
-    + ", ".join(INDEX_COLUMN_NAMES)
-    + ") VALUES (?, ?, ?, ?, ?, ?, "
-    + ", ".join("?" for _ in INDEX_COLUMN_NAMES)
-    + ")"
-)
+_EVENT_COLUMNS = ("row", "tenant", "seq", "id", "leaf_hash", "body", *INDEX_COLUMN_NAMES)
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+# Rows per INSERT statement: well under SQLite's limit on bound parameters (32,766 by default).
+_ROWS_PER_STATEMENT = 500
+
+
+def _insert_many(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows with multi-row VALUES statements.
+
+    One statement per few hundred rows, rather than one per row, is fewer calls, and above
+    all fewer times the writer lets go of the GIL and must win it back: while another thread
+    runs Python (a caller validating its next batch), winning it back can take a whole
+    switch interval, so a statement per row lets the writer do almost nothing meanwhile.
+    """
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        conn.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
+
 
 # Store.verify_rows: the searchable columns as one JSON text per row, built by SQLite, so that
 # Python makes one object per row instead of one per column.
@@ -291,14 +303,16 @@ class SQLiteStore(Store):
             seq += 1
             row_id += 1
         if rows:
-            conn.executemany(_INSERT_EVENT, rows)
+            _insert_many(conn, _INSERT_EVENT, len(_EVENT_COLUMNS), rows)
             if target_rows:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO event_targets (tenant, seq, type, id) VALUES (?, ?, ?, ?)",
+                _insert_many(
+                    conn,
+                    "INSERT OR IGNORE INTO event_targets (tenant, seq, type, id) VALUES ",
+                    4,
                     target_rows,
                 )
             if text_rows:
-                conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", text_rows)
+                _insert_many(conn, "INSERT INTO events_fts (rowid, text) VALUES ", 2, text_rows)
             self._row_id = row_id
             new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
             conn.executemany(
