@@ -8,11 +8,11 @@ import pytest
 
 from trailkeeper.api.errors import InvalidBody, RateLimited
 from trailkeeper.api.ratelimit import RateLimiter, TokenBucket
-from trailkeeper.api.routes.export import chunks, filename
+from trailkeeper.api.routes.export import filename
 from trailkeeper.api.routes.ingest import events_of
 from trailkeeper.api.routes.params import ExportFormat, GroupBy
 from trailkeeper.errors import InvalidEvent
-from trailkeeper.exporters import FORMATS
+from trailkeeper.exporters import FORMATS, encode_chunks
 from trailkeeper.store.base import GROUP_BY
 
 
@@ -86,7 +86,7 @@ def test_events_field_that_is_not_a_list_is_an_invalid_event() -> None:
 def test_chunks_gather_lines_up_to_a_size() -> None:
     lines = [f"{i:03d}\n" for i in range(10)]
 
-    gathered = list(chunks(lines, size=12))
+    gathered = list(encode_chunks(lines, size=12))
 
     assert b"".join(gathered) == "".join(lines).encode()
     assert [len(chunk) for chunk in gathered] == [12, 12, 12, 4]

@@ -1,95 +1,24 @@
-"""The log records what is done to it (CONTRACT section 4): every read by a key goes into the
-key's tenant's own log as ``audit.log.read`` or ``audit.log.exported``.
-
-The record is queued, not awaited: a reader never waits for a commit, and the record still
-lands in the next group commit. Paging is not disturbed, since a cursor only ever shows the
-log as it was when the walk began.
-"""
+"""The records an API read leaves in the log (see :mod:`trailkeeper.reads`), made from the
+caller of a request: its key, its address and its user agent."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from concurrent.futures import Future
 from typing import Any
 
 from trailkeeper.api.auth import Caller
 from trailkeeper.auditlog import AuditLog
-from trailkeeper.canonical import MAX_SAFE_INTEGER
-from trailkeeper.errors import TrailkeeperError
-from trailkeeper.store.base import Appended
+from trailkeeper.reads import EXPORTED, READ
+from trailkeeper.reads import read_event as _read_event
+from trailkeeper.reads import record_read as _record_read
 
-READ = "audit.log.read"
-EXPORTED = "audit.log.exported"
-
-log = logging.getLogger("trailkeeper.api")
-
-# A parameter value is kept whole up to this length: enough for any real query, and far
-# below the 16 KiB an event's metadata may hold.
-_MAX_VALUE = 512
-_MAX_ID = 256
+__all__ = ["EXPORTED", "READ", "read_event", "record_read"]
 
 
-def _shown(value: object) -> object:
-    if isinstance(value, str) and len(value) > _MAX_VALUE:
-        return value[:_MAX_VALUE] + "…"
-    if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        # Metadata keeps to the integers every JSON reader agrees on (RFC 7493 section 2.2);
-        # a larger one, as asked, is kept as its digits.
-        return str(value)
-    return value
-
-
-def read_event(
-    caller: Caller,
-    *,
-    action: str,
-    endpoint: str,
-    params: Mapping[str, object],
-    results: int,
-    error: str | None = None,
-    target: tuple[str, str] | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, Any]:
+def read_event(caller: Caller, **read: Any) -> dict[str, Any]:
     """The event that says ``caller`` read the log: what it asked and what it got."""
-    metadata: dict[str, Any] = {
-        "endpoint": endpoint,
-        "params": {name: _shown(value) for name, value in params.items() if value is not None},
-        "results": results,
-        **(extra or {}),
-    }
-    if error is not None:
-        metadata["error"] = error
-    event: dict[str, Any] = {
-        "category": "system",
-        "action": action,
-        "outcome": "failure" if error else "success",
-        "actor": {"type": "service", "id": caller.key.id},
-        "description": f"{endpoint} by {caller.key.id}: {results} result{'s' if results != 1 else ''}",
-        "metadata": metadata,
-    }
-    if caller.key.name:
-        event["actor"]["name"] = caller.key.name[:_MAX_ID]
-    if target is not None and 0 < len(target[1]) <= _MAX_ID:
-        event["targets"] = [{"type": target[0], "id": target[1]}]
-    context = {"ip": caller.ip, "user_agent": caller.user_agent}
-    if any(context.values()):
-        event["context"] = {name: value for name, value in context.items() if value}
-    return event
+    return _read_event(caller.key, ip=caller.ip, user_agent=caller.user_agent, **read)
 
 
 def record_read(audit_log: AuditLog, caller: Caller, **read: Any) -> None:
-    """Queue the record of one read. Never raises: a read already answered must not fail
-    because its record could not be made; the failure goes to the server log instead."""
-    try:
-        future = audit_log.record_later(caller.tenant, [read_event(caller, **read)])
-    except TrailkeeperError as exc:
-        log.error("cannot record a read by %s: %s", caller.key.id, exc.message)
-        return
-    future.add_done_callback(_report_failure)
-
-
-def _report_failure(future: Future[list[Appended]]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("the record of a read was not stored: %s", exc)
+    """Queue the record of one read by ``caller``; never raises."""
+    _record_read(audit_log, caller.key, ip=caller.ip, user_agent=caller.user_agent, **read)

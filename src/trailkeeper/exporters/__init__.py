@@ -64,4 +64,24 @@ def export_lines(format: str, records: Iterable[Mapping[str, Any]]) -> Iterator[
     return writer(records)
 
 
-__all__ = ["FILE_EXTENSIONS", "FORMATS", "MEDIA_TYPES", "export_lines"]
+__all__ = ["CHUNK_BYTES", "FILE_EXTENSIONS", "FORMATS", "MEDIA_TYPES", "encode_chunks", "export_lines"]
+
+
+# A chunk is sent once it holds this much: large enough that the thread hop per chunk costs
+# nothing next to the work, small enough that the first bytes leave at once.
+CHUNK_BYTES = 64 * 1024
+
+
+def encode_chunks(lines: Iterable[str], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Exported lines as UTF-8, gathered into chunks of about ``size`` bytes for streaming."""
+    buffer: list[bytes] = []
+    held = 0
+    for line in lines:
+        data = line.encode("utf-8")
+        buffer.append(data)
+        held += len(data)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield b"".join(buffer)

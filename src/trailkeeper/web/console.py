@@ -35,6 +35,7 @@ from trailkeeper.events import CATEGORIES, OUTCOMES
 from trailkeeper.exporters import MEDIA_TYPES
 from trailkeeper.notes import VerifierKey, open_checkpoint
 from trailkeeper.query import Filter, Term, describe
+from trailkeeper.reads import EXPORTED, READ, record_read
 from trailkeeper.web import pages
 from trailkeeper.web.chart import SERIES, ActivityCache, Bucket, count_activity, draw
 from trailkeeper.web.export import FORMATS as EXPORT_FORMATS
@@ -54,8 +55,6 @@ from trailkeeper.web.timeline import run_duration, timeline
 
 log = logging.getLogger("trailkeeper.web")
 
-READ: Final = "audit.log.read"
-EXPORTED: Final = "audit.log.exported"
 PAGE_SIZE: Final = 50
 _MAX_PARAM: Final = 512
 
@@ -140,8 +139,10 @@ class Console:
         extra: Mapping[str, object] | None = None,
     ) -> None:
         """Queue the record of one read; never fails the page that was read."""
-        event = pages.read_event(
+        record_read(
+            self.log,
             viewer.key,
+            via="console",
             ip=viewer.ip,
             user_agent=viewer.user_agent,
             action=action,
@@ -152,12 +153,6 @@ class Console:
             target=target,
             extra=extra,
         )
-        try:
-            future = self.log.record_later(viewer.tenant, [event])
-        except TrailkeeperError as exc:
-            log.error("cannot record a console read by %s: %s", viewer.key.id, exc.message)
-            return
-        future.add_done_callback(pages.report_failure)
 
     # -- search ----------------------------------------------------------------------------
     def search_page(self, request: Request) -> Response:

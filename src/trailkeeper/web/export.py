@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
-from trailkeeper.exporters import FILE_EXTENSIONS, export_lines
+from trailkeeper.exporters import FILE_EXTENSIONS, encode_chunks, export_lines
 from trailkeeper.store.base import Record
 
 FORMATS: Final = ("csv", "ndjson")
 # A chunk leaves once it holds this much: the first bytes go at once, and a large export
 # does not cost a write per line.
-CHUNK_BYTES: Final = 64 * 1024
 
 
 def export_body(
@@ -34,24 +33,10 @@ def export_body(
             yield record
 
     try:
-        yield from chunks(export_lines(format, counted()))
+        yield from encode_chunks(export_lines(format, counted()))
         complete = True
     finally:
         finished(count, complete)
-
-
-def chunks(lines: Iterable[str], size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    buffer: list[bytes] = []
-    held = 0
-    for line in lines:
-        data = line.encode("utf-8")
-        buffer.append(data)
-        held += len(data)
-        if held >= size:
-            yield b"".join(buffer)
-            buffer, held = [], 0
-    if buffer:
-        yield b"".join(buffer)
 
 
 def attachment_name(tenant: str, format: str, now: datetime | None = None) -> str:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.query import Filter, Term
-from trailkeeper.store.base import ApiKey, Appended, Record
+from trailkeeper.store.base import Record
 from trailkeeper.web.render import actor_url, integration_url, run_url
 
 log = logging.getLogger("trailkeeper.web")
@@ -21,58 +20,6 @@ RECENT: Final = 25
 SIGN_INS: Final = 50
 LIFECYCLE: Final = 200
 _MAX_ID: Final = 256
-
-
-# --- the record of a read -------------------------------------------------------------------
-
-
-def read_event(
-    key: ApiKey,
-    *,
-    ip: str | None,
-    user_agent: str | None,
-    action: str,
-    endpoint: str,
-    params: Mapping[str, object],
-    results: int,
-    error: str | None = None,
-    target: tuple[str, str] | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, Any]:
-    """The event that says a key read the log through the console (CONTRACT section 4: the
-    actor is the key, as for a read through the API)."""
-    metadata: dict[str, Any] = {
-        "endpoint": endpoint,
-        "via": "console",
-        "params": {name: value for name, value in params.items() if value not in (None, "")},
-        "results": results,
-        **(extra or {}),
-    }
-    if error is not None:
-        metadata["error"] = error
-    actor = {"type": "service", "id": key.id}
-    if key.name:
-        actor["name"] = key.name[:_MAX_ID]
-    event: dict[str, Any] = {
-        "category": "system",
-        "action": action,
-        "outcome": "failure" if error else "success",
-        "actor": actor,
-        "description": f"console {endpoint} by {key.id}: {results} result{'s' if results != 1 else ''}",
-        "metadata": metadata,
-    }
-    if target is not None and 0 < len(target[1]) <= _MAX_ID:
-        event["targets"] = [{"type": target[0], "id": target[1]}]
-    context = {"ip": ip, "user_agent": user_agent}
-    if any(context.values()):
-        event["context"] = {name: value for name, value in context.items() if value}
-    return event
-
-
-def report_failure(future: Future[list[Appended]]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("the record of a console read was not stored: %s", exc)
 
 
 # --- an event in sections -------------------------------------------------------------------

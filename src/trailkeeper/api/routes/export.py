@@ -23,27 +23,9 @@ from trailkeeper.api.routes.params import ExportParams
 from trailkeeper.api.schemas import AUTHENTICATED, error_responses
 from trailkeeper.api.service import Service
 from trailkeeper.errors import TrailkeeperError
-from trailkeeper.exporters import FILE_EXTENSIONS, MEDIA_TYPES, export_lines
-
-# A chunk is sent once it holds this much: large enough that the thread hop per chunk costs
-# nothing next to the work, small enough that the first bytes leave at once.
-CHUNK_BYTES = 64 * 1024
+from trailkeeper.exporters import FILE_EXTENSIONS, MEDIA_TYPES, encode_chunks, export_lines
 
 _MEDIA = sorted({media.split(";", 1)[0] for media in MEDIA_TYPES.values()})
-
-
-def chunks(lines: Iterable[str], size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    buffer: list[bytes] = []
-    held = 0
-    for line in lines:
-        data = line.encode("utf-8")
-        buffer.append(data)
-        held += len(data)
-        if held >= size:
-            yield b"".join(buffer)
-            buffer, held = [], 0
-    if buffer:
-        yield b"".join(buffer)
 
 
 class _Counted:
@@ -108,7 +90,7 @@ def routes(service: Service) -> APIRouter:
                     params.q or "", since=params.since, until=params.until, **params.filters()
                 )
                 counted = _Counted(log.iter_search(caller.tenant, query_filter, order=params.order))
-                stream = chunks(export_lines(params.format, counted))
+                stream = encode_chunks(export_lines(params.format, counted))
                 first = list(itertools.islice(stream, 1))
             except TrailkeeperError as exc:
                 record(0, complete=False, error=exc.code)
