@@ -87,3 +87,41 @@ def test_every_filter_is_served_by_an_index(tmp_path: Path, query: str) -> None:
     assert not any(
         step.startswith("SEARCH e USING INDEX events_time (tenant=? AND (occurred_us") for step in steps
     ) or ("after:" in query), steps
+
+
+def test_a_checkpoint_follows_every_commit_without_being_asked(tmp_path: Path) -> None:
+    import time
+
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        log.record_many("acme", [LOGIN] * 10)
+        deadline = time.monotonic() + 10
+        while not log.checkpoints("acme") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The writer signed on its own (checkpoint() was never called).
+        assert [c.tree_size for c in log.checkpoints("acme")] == [10]
+
+
+def test_the_signer_refuses_a_tree_inconsistent_with_its_last_checkpoint(tmp_path: Path) -> None:
+    from trailkeeper import IntegrityError
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    with AuditLog.open(url) as log:
+        log.record_many("acme", [LOGIN] * 300)
+        assert "\n300\n" in log.checkpoint("acme")
+    # Rewrite history below the signed size: the stored root of the first 256 leaves (the
+    # first entry of the level-1 tile), on which every later root is built.
+    conn = sqlite3.connect(tmp_path / "a.db")
+    hashes = conn.execute(
+        "SELECT hashes FROM tiles WHERE tenant = 'acme' AND level = 1 AND idx = 0"
+    ).fetchone()[0]
+    conn.execute(
+        "UPDATE tiles SET hashes = ? WHERE tenant = 'acme' AND level = 1 AND idx = 0",
+        (bytes(32) + hashes[32:],),
+    )
+    conn.commit()
+    conn.close()
+    with AuditLog.open(url) as log:
+        log.record("acme", **LOGIN)
+        with pytest.raises(IntegrityError, match="refusing to sign size 301"):
+            log.checkpoint("acme")
+        assert [c.tree_size for c in log.checkpoints("acme")] == [300]
