@@ -17,6 +17,8 @@ from trailkeeper.tiles import (
     append_leaves,
     build_tiles,
     edge_tiles,
+    tile_levels,
+    tile_root,
 )
 
 Tiles = dict[tuple[int, int], bytes]
@@ -205,3 +207,37 @@ def test_cached_inner_nodes_of_full_tiles_give_the_same_proofs(
         )
     # Only full tiles are kept: a partial one still grows.
     assert all(len(levels[0]) == 256 for levels in cache.values())
+
+
+def test_edge_nodes_kept_from_a_smaller_tree_serve_the_grown_one() -> None:
+    """A complete node hashed from a partial tile is kept by (height, index); the tile
+    grows, the node does not, and proofs of every later size stay right."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    store: Tiles = {}
+    edge: dict[int, bytes] = {}
+    size = 0
+    rng = random.Random(3)
+    while size < 3 * TILE_WIDTH * 4:
+        batch = rng.randrange(1, 200)
+        edge, changed = append_leaves(size, edge, LEAVES[size : size + batch])
+        store.update({(tile.level, tile.index): tile.hashes for tile in changed})
+        size += batch
+        reader = TileReader(lambda level, i: store.get((level, i)), size, {}, nodes)
+        for index in (0, size // 2, size - 1):
+            assert merkle.inclusion_proof(index, size, reader.subtree) == merkle.inclusion_proof(
+                index, size, merkle.leaves_subtree(LEAVES[:size])
+            )
+        old = rng.randrange(1, size + 1)
+        assert merkle.consistency_proof(old, size, reader.subtree) == merkle.consistency_proof(
+            old, size, merkle.leaves_subtree(LEAVES[:size])
+        )
+    assert nodes  # the edge was crossed, and its nodes kept
+
+
+@given(st.binary(min_size=TILE_WIDTH * 32, max_size=TILE_WIDTH * 32))
+def test_tile_levels_are_the_heights_of_the_tile(hashes: bytes) -> None:
+    entries = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
+    levels = tile_levels(hashes)
+    assert len(levels) == 9
+    assert tile_root(hashes) == levels[-1] == merkle.root_hash(entries)
+    assert levels[1] == b"".join(merkle.parent_level(entries))

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trailkeeper import merkle, tiles
 from trailkeeper.errors import (
@@ -59,6 +59,11 @@ SCOPES = ("events:write", "events:read", "admin")
 SYSTEM_ACTOR = {"type": "system", "id": "trailkeeper"}
 MAX_LIMIT = 1000
 _FULL_TILE = tiles.TILE_WIDTH * merkle.HASH_SIZE
+# Proof caches, shared by the tenants of a log: the inner nodes of full tiles (about 33 KB
+# each) and the complete nodes hashed from the partial tiles of the right edge.
+_LEVELS_CACHED = 256
+_EDGE_NODES_CACHED = 4096
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class AuditLog:
         self._keys = _Keys(_key_directory(store.url, key_dir), name)
         self._full_tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._full_levels: OrderedDict[tuple[str, int, int], tiles.Levels] = OrderedDict()
+        self._edge_nodes: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._tiles_lock = threading.Lock()
         self._writer = Writer(store, self._sign_checkpoint)
         self._closed = False
@@ -373,7 +379,12 @@ class AuditLog:
                         self._full_tiles.popitem(last=False)
             return stored
 
-        return tiles.TileReader(fetch, tree_size, _TenantLevels(self._full_levels, tenant, self._tiles_lock))
+        return tiles.TileReader(
+            fetch,
+            tree_size,
+            _TenantCache(self._full_levels, tenant, self._tiles_lock, _LEVELS_CACHED),
+            _TenantCache(self._edge_nodes, tenant, self._tiles_lock, _EDGE_NODES_CACHED),
+        )
 
     def _check_size(self, tenant: str, tree_size: int, field: str) -> None:
         if not isinstance(tree_size, int) or tree_size < 0:
@@ -517,30 +528,29 @@ class AuditLog:
         return key
 
 
-class _TenantLevels(MutableMapping[tuple[int, int], tiles.Levels]):
-    """One tenant's view of the shared cache of full tiles' inner nodes, least recently
-    used first out."""
-
-    LIMIT = 256
+class _TenantCache(MutableMapping[tuple[int, int], _V]):
+    """One tenant's view of a cache shared by every tenant, keyed by two numbers, least
+    recently used first out."""
 
     def __init__(
-        self, cache: OrderedDict[tuple[str, int, int], tiles.Levels], tenant: str, lock: threading.Lock
+        self, cache: OrderedDict[tuple[str, int, int], _V], tenant: str, lock: threading.Lock, limit: int
     ) -> None:
         self._cache = cache
         self._tenant = tenant
         self._lock = lock
+        self._limit = limit
 
-    def __getitem__(self, key: tuple[int, int]) -> tiles.Levels:
+    def __getitem__(self, key: tuple[int, int]) -> _V:
         full = (self._tenant, *key)
         with self._lock:
-            levels = self._cache[full]
+            value = self._cache[full]
             self._cache.move_to_end(full)
-            return levels
+            return value
 
-    def __setitem__(self, key: tuple[int, int], levels: tiles.Levels) -> None:
+    def __setitem__(self, key: tuple[int, int], value: _V) -> None:
         with self._lock:
-            self._cache[(self._tenant, *key)] = levels
-            while len(self._cache) > self.LIMIT:
+            self._cache[(self._tenant, *key)] = value
+            while len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
 
     def __delitem__(self, key: tuple[int, int]) -> None:
@@ -549,7 +559,7 @@ class _TenantLevels(MutableMapping[tuple[int, int], tiles.Levels]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         with self._lock:
-            keys = [(level, index) for tenant, level, index in self._cache if tenant == self._tenant]
+            keys = [(first, second) for tenant, first, second in self._cache if tenant == self._tenant]
         return iter(keys)
 
     def __len__(self) -> int:

@@ -12,11 +12,12 @@ Pure functions and a reader over a ``fetch`` callable: no I/O of its own.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from trailkeeper.errors import IntegrityError
-from trailkeeper.merkle import EMPTY_ROOT, HASH_SIZE, node_hash, parent_level, root_hash
+from trailkeeper.merkle import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, node_hash, parent_level, root_hash
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
@@ -43,6 +44,33 @@ class Tile:
 
 def _split_hashes(hashes: bytes) -> list[bytes]:
     return [hashes[offset : offset + HASH_SIZE] for offset in range(0, len(hashes), HASH_SIZE)]
+
+
+# SHA-256 already fed the node prefix: copying its state and feeding it a pair of adjacent
+# hashes, sliced from one bytes object, costs half of hashing a fresh concatenation.
+_NODE_STATE = hashlib.sha256(NODE_PREFIX)
+
+
+def tile_levels(hashes: bytes) -> list[bytes]:
+    """Every node inside a full tile, by height: its 256 entries (concatenated) first, then
+    128 hashes, and so on up to its root alone (RFC 9162 section 2.1.1, pairing adjacent
+    nodes)."""
+    levels = [hashes]
+    pair = 2 * HASH_SIZE
+    while len(hashes) > HASH_SIZE:
+        parents = []
+        for offset in range(0, len(hashes), pair):
+            node = _NODE_STATE.copy()
+            node.update(hashes[offset : offset + pair])
+            parents.append(node.digest())
+        hashes = b"".join(parents)
+        levels.append(hashes)
+    return levels
+
+
+def tile_root(hashes: bytes) -> bytes:
+    """MTH of a full tile's 256 entries: the node one level up."""
+    return tile_levels(hashes)[-1]
 
 
 def _nodes_at_level(tree_size: int, level: int) -> int:
@@ -97,7 +125,7 @@ def append_leaves(
             hashes = content[offset : offset + _TILE_BYTES]
             changed.append(Tile(level, first_index + offset // _TILE_BYTES, hashes))
             if len(hashes) == _TILE_BYTES:
-                tile_roots.append(root_hash(_split_hashes(hashes)))
+                tile_roots.append(tile_root(hashes))
             else:
                 new_edge[level] = hashes
         incoming = b"".join(tile_roots)
@@ -151,14 +179,18 @@ class TileReader:
         fetch: TileFetch,
         tree_size: int,
         full_levels: MutableMapping[tuple[int, int], Levels] | None = None,
+        nodes: MutableMapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         """``full_levels``, when given, keeps the inner nodes of full tiles (which never
         change) from one reader to the next: a proof then hashes only inside tiles it is
-        the first to read."""
+        the first to read. ``nodes`` keeps, by (height, index), the complete nodes hashed
+        from partial tiles: the right edge of a growing tree, which every proof crosses.
+        A complete node never changes either, though its tile still grows."""
         self._fetch = fetch
         self.tree_size = tree_size
         self._tiles: dict[tuple[int, int], bytes] = {}
         self._full_levels = full_levels
+        self._nodes = nodes
 
     def _tile(self, level: int, index: int) -> bytes:
         cached = self._tiles.get((level, index))
@@ -192,21 +224,26 @@ class TileReader:
         ):
             levels = self._levels(level, first // TILE_WIDTH)
             return levels[height_in_tile][(first % TILE_WIDTH) >> height_in_tile]
+        if span > 1 and self._nodes is not None:
+            cached = self._nodes.get((height, index))
+            if cached is not None:
+                return cached
         hashes = self._tile(level, first // TILE_WIDTH)
         offset = (first % TILE_WIDTH) * HASH_SIZE
         entries = hashes[offset : offset + span * HASH_SIZE]
         if span == 1:
             return entries
-        return root_hash(_split_hashes(entries))
+        node = root_hash(_split_hashes(entries))
+        if self._nodes is not None:
+            self._nodes[(height, index)] = node
+        return node
 
     def _levels(self, level: int, index: int) -> Levels:
         """Every node inside a full tile, level by level (entries first, root last)."""
         assert self._full_levels is not None
         levels = self._full_levels.get((level, index))
         if levels is None:
-            levels = [_split_hashes(self._tile(level, index))]
-            while len(levels[-1]) > 1:
-                levels.append(parent_level(levels[-1]))
+            levels = [_split_hashes(hashes) for hashes in tile_levels(self._tile(level, index))]
             self._full_levels[(level, index)] = levels
         return levels
 
