@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import pytest
 
 from trailkeeper.errors import InvalidEvent
-from trailkeeper.events import prepare_batch, uuid7
+from trailkeeper.events import prepare_batch, uuid7, uuid7_batch
 
 GOOD: dict[str, Any] = {
     "category": "integration",
@@ -42,6 +44,8 @@ def test_a_minimal_event_gets_id_time_and_outcome() -> None:
         ({"occurred_at": "2026-11-03T10:00:00"}, "occurred_at"),
         ({"occurred_at": "2026-02-30T10:00:00Z"}, "occurred_at"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
+        ({"occurred_at": "9999-12-31T23:59:59-01:00"}, "occurred_at"),
         ({"actor": {"type": "robot", "id": "r"}}, "actor.type"),
         ({"actor": {"type": "user"}}, "actor.id"),
         ({"actor": {"type": "user", "id": "u", "role": "x"}}, "actor.role"),
@@ -79,6 +83,13 @@ def test_times_are_stored_in_utc_with_microseconds() -> None:
     assert record["occurred_at"] == "2026-11-04T01:30:00.500000Z"
 
 
+def test_a_year_before_1000_keeps_its_four_digits() -> None:
+    for sent in ("0005-01-01T00:00:00Z", "0005-01-01T00:00:00.000000Z"):
+        prepared = prepare_batch("acme", [{**GOOD, "occurred_at": sent}])[0]
+        assert prepared.record["occurred_at"] == "0005-01-01T00:00:00.000000Z"
+        assert b'"occurred_at":"0005-01-01T00:00:00.000000Z"' in prepared.leaf_bytes(0)
+
+
 def test_batch_errors_carry_the_index_of_each_bad_event() -> None:
     with pytest.raises(InvalidEvent) as caught:
         prepare_batch("acme", [GOOD, {**GOOD, "outcome": "maybe"}, GOOD, {**GOOD, "action": ""}])
@@ -88,6 +99,19 @@ def test_batch_errors_carry_the_index_of_each_bad_event() -> None:
 def test_a_batch_holds_at_most_1000_events() -> None:
     with pytest.raises(InvalidEvent, match="at most 1000"):
         prepare_batch("acme", [GOOD] * 1001)
+
+
+def test_a_batch_of_server_ids_are_distinct_uuid7s_of_this_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = uuid7_batch(1000)
+    after = time.time_ns() // 1_000_000
+    made = [uuid.UUID(i) for i in ids]
+    assert [str(u) for u in made] == ids
+    assert len(set(ids)) == 1000
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
+    assert before <= int.from_bytes(made[0].bytes[:6], "big") <= after
+    assert {u.bytes[:6] for u in made} == {made[0].bytes[:6]}
+    assert uuid7_batch(0) == []
 
 
 def test_server_ids_are_uuid7_and_time_ordered() -> None:

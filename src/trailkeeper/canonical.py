@@ -61,6 +61,8 @@ def canonical_json(value: Any, *, floats: bool | None = None) -> bytes:
         floats = has_float(value)
     if not floats:
         encoded = _encode(value)
-        if _ORDER_SENSITIVE.search(encoded) is None or not _has_sensitive_key(value):
+        # Pure ASCII, the usual case, is checked in C at memory speed; only other bytes need
+        # the search for lead bytes of U+E000 and above.
+        if encoded.isascii() or _ORDER_SENSITIVE.search(encoded) is None or not _has_sensitive_key(value):
             return encoded
     return rfc8785.dumps(value)
