@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import closing
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from trailkeeper import AuditLog, InvalidArgument, merkle
 from trailkeeper.notes import generate_signing_key
 from trailkeeper.store.base import Store
 from trailkeeper.store.sql import index_columns, time_us
-from trailkeeper.tiles import TILE_WIDTH, build_tiles
+from trailkeeper.tiles import TILE_WIDTH, build_tiles, tile_root
 from trailkeeper.verify import (
     _HELPER_COMMAND,
     Finding,
@@ -32,9 +33,9 @@ from trailkeeper.verify import (
     VerifyReport,
     _check_chunk,
     _Chunk,
+    _chunks,
     _RowCheck,
     body_columns,
-    tile_root,
     verify_all,
     verify_store,
 )
@@ -606,6 +607,28 @@ def test_a_chunk_that_is_no_multiple_of_a_tile_or_no_jobs_is_refused(
 ) -> None:
     with AuditLog.open(f"sqlite:///{db}") as log, pytest.raises(InvalidArgument, match=field):
         verify_store(log, TENANT, jobs=jobs, chunk=chunk)
+
+
+def test_the_last_chunks_are_shorter_and_the_chunks_cover_the_log_once() -> None:
+    # Whoever takes the last chunk keeps the others waiting until it is done: the chunks
+    # shrink towards the end, down to an eighth of a chunk, each a whole number of tiles.
+    sizes = [1000, 40_000, 300_500]
+    chunks = _chunks(1_000_000, 32_768, sizes)
+    assert chunks[0].start == 0
+    assert all(a.end == b.start for a, b in pairwise(chunks))
+    assert chunks[-1].end == 1_000_000
+    assert all(c.start % TILE_WIDTH == 0 for c in chunks)
+    lengths = [c.end - c.start for c in chunks]
+    assert lengths[0] == 32_768
+    assert lengths == sorted(lengths, reverse=True)
+    assert lengths[-2] == 32_768 // 8
+    # Each checkpoint size inside a tile is a cut of the one chunk that holds it.
+    assert [(c.start, c.cuts) for c in chunks if c.cuts] == [
+        (0, (1000,)),
+        (32_768, (40_000,)),
+        (294_912, (300_500,)),
+    ]
+    assert _chunks(600, 256, []) == [_Chunk(0, 256), _Chunk(256, 512), _Chunk(512, 600)]
 
 
 # --- the rows as the store gives them -----------------------------------------------------------

@@ -125,7 +125,8 @@ def format_time(moment: datetime) -> str:
     the years 1 to 9999."""
     # Not strftime: its %Y gives no leading zeros to a year before 1000.
     u = moment.astimezone(UTC)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+    day = f"{u.year:04d}-{u.month:02d}-{u.day:02d}"
+    return f"{day}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
