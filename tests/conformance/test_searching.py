@@ -225,3 +225,21 @@ def test_stats_take_the_same_filters_as_search(seeded: AuditLog) -> None:
 def test_unknown_group_is_refused(seeded: AuditLog) -> None:
     with pytest.raises(InvalidArgument, match="group_by"):
         seeded.stats("acme", group_by="colour")
+
+
+def test_text_reaches_every_string_and_number_nested_in_metadata(log: AuditLog) -> None:
+    log.record_many(
+        "acme",
+        [
+            event(
+                "integration.data.retrieved",
+                0,
+                metadata={"sync": {"objects": ["Contact", {"name": "Quillfeather"}], "pages": 7345}},
+            ),
+            event("integration.data.retrieved", 1, metadata={"flags": [True, None], "note": "plain"}),
+        ],
+    )
+    for word in ("Contact", "Quillfeather", "7345"):
+        assert [e["occurred_at"][11:16] for e in log.search("acme", word).events] == ["10:00"]
+    assert log.search("acme", "true").events == []  # booleans and nulls are no text
+    assert log.search("acme", "null").events == []

@@ -7,7 +7,7 @@ question the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,36 +191,44 @@ def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect
 def search_text(record: dict[str, Any]) -> str:
     """What free-text search sees of a record: its description, the names of its actor,
     targets and workflow, where it came from, and its metadata values."""
+    # The writer calls this for every event it appends: one list, filled in place, with no
+    # generator per object.
     parts: list[str] = []
+    add = parts.append
     if "description" in record:
-        parts.append(record["description"])
+        add(record["description"])
     actor = record["actor"]
-    parts.extend(actor[k] for k in ("name", "email") if k in actor)
+    for key in ("name", "email"):
+        if key in actor:
+            add(actor[key])
     for target in record.get("targets", ()):
         if "name" in target:
-            parts.append(target["name"])
+            add(target["name"])
     workflow = record.get("workflow")
     if workflow:
-        parts.extend(workflow[k] for k in ("name", "trigger", "step") if k in workflow)
+        for key in ("name", "trigger", "step"):
+            if key in workflow:
+                add(workflow[key])
     context = record.get("context")
     if context and "location" in context:
-        parts.append(context["location"])
+        add(context["location"])
     if "metadata" in record:
-        parts.extend(_values(record["metadata"]))
+        _add_values(record["metadata"], add)
     return "\n".join(parts)
 
 
-def _values(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
+def _add_values(value: Any, add: Callable[[str], None]) -> None:
+    """Every string and number in a JSON value, in order, as text."""
+    if isinstance(value, str):
+        add(value)
+    elif isinstance(value, dict):
         for item in value.values():
-            yield from _values(item)
+            _add_values(item, add)
     elif isinstance(value, list):
         for item in value:
-            yield from _values(item)
-    elif isinstance(value, str):
-        yield value
+            _add_values(item, add)
     elif value is not None and not isinstance(value, bool):
-        yield str(value)
+        add(str(value))
 
 
 def index_columns(record: dict[str, Any], occurred_us: int) -> tuple[Any, ...]:
