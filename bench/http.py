@@ -23,7 +23,7 @@ from bench.events import generate
 from trailkeeper import AuditLog
 
 HTTP_BATCH = 500
-CONCURRENCY = 8
+CONCURRENCY = 16
 
 
 def _free_port() -> int:
