@@ -24,21 +24,18 @@ from trailkeeper.store.base import Store
 from trailkeeper.store.sql import index_columns, time_us
 from trailkeeper.tiles import TILE_WIDTH, build_tiles, tile_root
 from trailkeeper.verify import (
-    _HELPER_COMMAND,
     Finding,
     Findings,
     Frontier,
     Problem,
     TileCheck,
     VerifyReport,
-    _check_chunk,
-    _Chunk,
-    _chunks,
-    _RowCheck,
-    body_columns,
     verify_all,
     verify_store,
 )
+from trailkeeper.verify.chunks import Chunk, _chunks, check_chunk
+from trailkeeper.verify.parallel import HELPER_COMMAND
+from trailkeeper.verify.rows import RowCheck, body_columns
 
 TENANT = "acme"
 BATCHES = 4
@@ -577,12 +574,12 @@ def test_a_log_checked_in_chunks_gives_the_report_of_one_pass(
 
 def test_a_helper_process_checks_a_chunk_as_this_process_does(db: Path) -> None:
     change_body_321(db)
-    chunk = _Chunk(256, 512, cuts=(300, 450))
+    chunk = Chunk(256, 512, cuts=(300, 450))
     with AuditLog.open(f"sqlite:///{db}") as log:
-        here = _check_chunk(log.store, TENANT, chunk)
+        here = check_chunk(log.store, TENANT, chunk)
         url = log.store.shared_url()
     helper = subprocess.run(
-        [sys.executable, "-c", _HELPER_COMMAND],
+        [sys.executable, "-c", HELPER_COMMAND],
         input=pickle.dumps((url, TENANT)) + pickle.dumps(chunk),
         capture_output=True,
         check=True,
@@ -628,7 +625,7 @@ def test_the_last_chunks_are_shorter_and_the_chunks_cover_the_log_once() -> None
         (32_768, (40_000,)),
         (294_912, (300_500,)),
     ]
-    assert _chunks(600, 256, []) == [_Chunk(0, 256), _Chunk(256, 512), _Chunk(512, 600)]
+    assert _chunks(600, 256, []) == [Chunk(0, 256), Chunk(256, 512), Chunk(512, 600)]
 
 
 # --- the rows as the store gives them -----------------------------------------------------------
@@ -639,7 +636,7 @@ def test_every_batch_of_an_untouched_log_passes_the_check_of_a_whole_batch(db: P
     # several times over without saying so.
     with AuditLog.open(f"sqlite:///{db}") as log:
         batches = list(log.store.verify_rows(TENANT, 0, SIZE))
-    rows = _RowCheck(TENANT, 0, Findings())
+    rows = RowCheck(TENANT, 0, Findings())
     assert all(rows._sound(batch) for batch in batches)
     assert rows.read == SIZE
 
