@@ -33,7 +33,7 @@ from pg import require_postgres, reset_database, temporary_database
 from trailkeeper import AuditLog, merkle, tiles
 from trailkeeper.events import prepare_batch
 from trailkeeper.query import parse_query
-from trailkeeper.store import pg_schema
+from trailkeeper.store import postgres as pg_schema
 from trailkeeper.store.base import AppendRequest, PageQuery, StoredCheckpoint
 from trailkeeper.store.postgres import (
     DIALECT,

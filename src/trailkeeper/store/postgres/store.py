@@ -1,38 +1,20 @@
-"""The PostgreSQL store: several servers, on several hosts, appending to one database.
-
-Each process still appends through its facade's one writer thread; what keeps a tenant's
-``seq`` gap-free across processes is the database. An append transaction first locks the
-head row of every tenant it writes (in tenant order, so that two groups never wait on each
-other), reads the tree's right edge as committed by whoever appended last, assigns seqs,
-copies the rows in (COPY: one round trip per table), writes the tiles covering them and
-the new head, and commits. The next appender to that tenant waits on the row lock and then
-reads what this one committed: READ COMMITTED gives every statement a fresh snapshot.
-
-Reads go through a connection pool. Layout and migrations: :mod:`.pg_schema`.
-"""
+"""The PostgreSQL store itself: a pool of connections, one append transaction at a time per
+process, and the reads, keys, settings and retention of the :class:`Store` contract."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from trailkeeper import tiles
 from trailkeeper.errors import InvalidArgument, Unavailable
-from trailkeeper.events import Prepared
-from trailkeeper.merkle import EMPTY_ROOT
 from trailkeeper.query import Filter
-from trailkeeper.store import pg_schema
 from trailkeeper.store.base import (
     ApiKey,
     Appended,
@@ -46,65 +28,22 @@ from trailkeeper.store.base import (
     StoredLeaf,
     with_leaf_hash,
 )
-from trailkeeper.store.pg_schema import Month, column_text, text_from_column
-from trailkeeper.store.sql import (
-    INDEX_COLUMN_NAMES,
-    Dialect,
-    count_sql,
-    index_columns,
-    page_sql,
-    search_text,
+from trailkeeper.store.postgres.append import lock_tenant, place, write_tree
+from trailkeeper.store.postgres.partitions import Month, Partitions, add_months, months
+from trailkeeper.store.postgres.reads import (
+    DIALECT,
+    RECORD_BY_LEAF,
+    RECORDS_SINCE_SEQ,
+    for_psycopg,
+    hash_to_verify,
+    purge_mark,
+    unpurged,
 )
+from trailkeeper.store.postgres.rows import Rows, copy
+from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
+from trailkeeper.store.postgres.text import text_from_column
+from trailkeeper.store.sql import INDEX_COLUMN_NAMES, count_sql, page_sql
 
-DIALECT = Dialect(
-    placeholder="%s",
-    # NULL (a term without a word) matches nothing.
-    text_clause="e.tsv @@ ?::tsquery",
-    text_query=pg_schema.tsquery_text,
-    distinct="IS DISTINCT FROM",
-)
-
-Connection = psycopg.Connection[TupleRow]
-
-# COPY in binary: measured against the text form and against pipelined INSERTs, it costs
-# the server a quarter less than text and half what INSERTs do. Each column's binary type
-# is named; a tsvector is sent as bytes already in its binary form (pg_schema).
-_EVENT_COLUMNS = (
-    ("tenant", "text"),
-    ("seq", "int8"),
-    ("leaf_hash", "bytea"),
-    ("body", "bytea"),
-    ("occurred_us", "int8"),
-    *((name, "text") for name in INDEX_COLUMN_NAMES[1:]),
-    ("tsv", "bytea"),
-)
-_LEAF_COLUMNS = (
-    ("tenant", "text"),
-    ("seq", "int8"),
-    ("id", "text"),
-    ("occurred_us", "int8"),
-    ("leaf_hash", "bytea"),
-)
-_TARGET_COLUMNS = (
-    ("tenant", "text"),
-    ("seq", "int8"),
-    ("occurred_us", "int8"),
-    ("type", "text"),
-    ("id", "text"),
-)
-_UPSERT_TILES = (
-    "INSERT INTO tiles (tenant, level, idx, hashes) "
-    "SELECT %s, t.level, t.idx, t.hashes FROM unnest(%s::integer[], %s::bigint[], %s::bytea[]) "
-    "AS t(level, idx, hashes) "
-    "ON CONFLICT (tenant, level, idx) DO UPDATE SET hashes = excluded.hashes"
-)
-# A record's row is found through its leaf, which knows the partition (occurred_us).
-RECORD_BY_LEAF = (
-    "SELECT e.body, e.leaf_hash FROM leaves l JOIN events e "
-    "ON e.tenant = l.tenant AND e.occurred_us = l.occurred_us AND e.seq = l.seq "
-    "WHERE l.tenant = %s AND "
-)
-RECORDS_SINCE_SEQ = "SELECT body, leaf_hash FROM events WHERE tenant = %s AND seq >= %s ORDER BY seq LIMIT %s"
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
 
 # Partitions are made on demand for months this close to now; rows of other months go to
@@ -117,80 +56,13 @@ PARTITION_LOCK_TIMEOUT = "2s"
 DROP_LOCK_TIMEOUT = "10s"
 
 
-def for_psycopg(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
-    """A query of :mod:`.sql` as psycopg takes it: modulo signs doubled (psycopg reads
-    ``%`` as a placeholder) and text values as the columns hold them."""
-    return re.sub(r"%(?!s)", "%%", sql), [column_text(p) if isinstance(p, str) else p for p in params]
-
-
-@dataclass
-class _TenantAppend:
-    """One tenant's part of an append transaction."""
-
-    size: int
-    edge: dict[int, bytes]
-    root: bytes
-    known: dict[str, int]
-    leaf_hashes: list[bytes] = field(default_factory=list)
-
-    @property
-    def next_seq(self) -> int:
-        return self.size + len(self.leaf_hashes)
-
-
-@dataclass
-class _Rows:
-    """What one append transaction copies in."""
-
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    leaves: list[tuple[Any, ...]] = field(default_factory=list)
-    targets: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-def _event_rows(tenant: str, seq: int, prepared: Prepared, rows: _Rows) -> bytes:
-    """Add one new event's rows; return its leaf hash (RFC 9162 section 2.1.1)."""
-    body = prepared.leaf_bytes(seq)
-    leaf = hashlib.sha256(b"\x00" + body).digest()
-    record = prepared.record
-    occurred_us = prepared.occurred_us
-    columns = [column_text(v) if isinstance(v, str) else v for v in index_columns(record, occurred_us)]
-    text = search_text(record)
-    tsv = pg_schema.tsvector_binary(text) if text else None
-    rows.events.append((tenant, seq, leaf, body, *columns, tsv))
-    rows.leaves.append((tenant, seq, prepared.id, occurred_us, leaf))
-    seen: set[tuple[str, str]] = set()
-    for target in record.get("targets", ()):
-        pair = (target["type"], target["id"])
-        if pair not in seen:
-            seen.add(pair)
-            rows.targets.append((tenant, seq, occurred_us, column_text(pair[0]), column_text(pair[1])))
-    return leaf
-
-
-def _hash_to_verify(body: bytes | None, tree_hash: bytes, row_hash: bytes | None) -> bytes:
-    """The leaf hash `leaves()` reports. Each record carries a copy of its leaf hash beside
-    the tree's; when the two differ, report the one its body does not hash to, so that
-    verification stops at this seq whichever of the three was changed."""
-    if body is None or row_hash is None or row_hash == tree_hash:
-        return tree_hash
-    if hashlib.sha256(b"\x00" + body).digest() == tree_hash:
-        return row_hash
-    return tree_hash
-
-
-def _months(requests: Sequence[AppendRequest]) -> set[Month]:
-    # Stored times are UTC text, YYYY-MM-DDTHH:MM:SS.ffffffZ: the month is in the text.
-    stamps = {prepared.record["occurred_at"][:7] for request in requests for prepared in request.events}
-    return {(int(stamp[:4]), int(stamp[5:7])) for stamp in stamps}
-
-
 class PostgresStore(Store):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         # tenant -> (tree size, root, right edge) as last committed by this process.
         self._edges: dict[str, tuple[int, bytes, dict[int, bytes]]] = {}
         self._append_lock = threading.Lock()
-        self._partitions = pg_schema.Partitions(PAST_MONTHS, FUTURE_MONTHS, PARTITION_LOCK_TIMEOUT)
+        self._partitions = Partitions(PAST_MONTHS, FUTURE_MONTHS, PARTITION_LOCK_TIMEOUT)
         migrate(url)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
@@ -201,7 +73,7 @@ class PostgresStore(Store):
             name="trailkeeper",
         )
         now = datetime.now(UTC)
-        self._ensure_partitions({(now.year, now.month), pg_schema.add_months((now.year, now.month), 1)})
+        self._ensure_partitions({(now.year, now.month), add_months((now.year, now.month), 1)})
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -241,15 +113,15 @@ class PostgresStore(Store):
         with self._append_lock:
             now = datetime.now(UTC)
             this_month = (now.year, now.month)
-            self._ensure_partitions(_months(requests) | {this_month, pg_schema.add_months(this_month, 1)})
+            self._ensure_partitions(months(requests) | {this_month, add_months(this_month, 1)})
             tenants = sorted({request.tenant for request in requests})
-            rows = _Rows()
+            rows = Rows()
             try:
                 with self._connection() as conn, conn.transaction():
-                    state = {tenant: self._lock_tenant(conn, tenant, requests) for tenant in tenants}
-                    results = [self._place(request, state[request.tenant], rows) for request in requests]
-                    written = {tenant: _write_tree(conn, tenant, state[tenant]) for tenant in tenants}
-                    _copy(conn, rows)
+                    state = {tenant: lock_tenant(conn, tenant, requests, self._edges) for tenant in tenants}
+                    results = [place(request, state[request.tenant], rows) for request in requests]
+                    written = {tenant: write_tree(conn, tenant, state[tenant]) for tenant in tenants}
+                    copy(conn, rows)
             except BaseException:
                 # An edge is remembered only once committed: an edge of a rolled-back append
                 # would be taken for that of another server's append of the same size.
@@ -260,53 +132,6 @@ class PostgresStore(Store):
                 self._edges[tenant] = (head.tree_size, head.root_hash, edge)
             return results, [head for head, _ in written.values()]
 
-    def _lock_tenant(self, conn: Connection, tenant: str, requests: Sequence[AppendRequest]) -> _TenantAppend:
-        """Lock the tenant's head for this transaction and read its tree as committed."""
-        select = "SELECT tree_size, root_hash FROM heads WHERE tenant = %s FOR UPDATE"
-        row = conn.execute(select, (tenant,)).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO heads (tenant, tree_size, root_hash) VALUES (%s, 0, %s) "
-                "ON CONFLICT (tenant) DO NOTHING",
-                (tenant, EMPTY_ROOT),
-            )
-            row = conn.execute(select, (tenant,)).fetchone()
-        assert row is not None  # inserted just above, or by a transaction that committed
-        size, root = int(row[0]), bytes(row[1])
-        # A remembered edge is only good for the tree it was read from: another server may
-        # have appended since. The root commits to every leaf, so an equal size and root is
-        # the same tree; the head lock keeps it from moving until this commits.
-        cached = self._edges.get(tenant)
-        if cached is not None and cached[:2] == (size, root):
-            edge = cached[2]
-        else:
-            edge = _read_edge(conn, tenant, size)
-        # Only a producer's id can repeat: a UUIDv7 the server made cannot.
-        ids = [p.id for r in requests if r.tenant == tenant for p in r.events if p.producer_id]
-        known: dict[str, int] = {}
-        if ids:
-            rows = conn.execute(
-                "SELECT id, seq FROM leaves WHERE tenant = %s AND id = ANY(%s)", (tenant, ids)
-            )
-            known.update((str(event_id), int(seq)) for event_id, seq in rows)
-        return _TenantAppend(size, edge, root, known)
-
-    @staticmethod
-    def _place(request: AppendRequest, part: _TenantAppend, rows: _Rows) -> list[Appended]:
-        out: list[Appended] = []
-        for prepared in request.events:
-            first = part.known.get(prepared.id)
-            if first is not None:
-                out.append(Appended(prepared.id, first, b"", duplicate=True))
-                continue
-            seq = part.next_seq
-            leaf = _event_rows(request.tenant, seq, prepared, rows)
-            part.leaf_hashes.append(leaf)
-            if prepared.producer_id:
-                part.known[prepared.id] = seq
-            out.append(Appended(prepared.id, seq, leaf))
-        return out
-
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Store a checkpoint unless one of the same or a larger tree is stored already.
 
@@ -316,7 +141,7 @@ class PostgresStore(Store):
         with self._connection() as conn, conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                (pg_schema.CHECKPOINT_LOCK_CLASS, checkpoint.tenant),
+                (CHECKPOINT_LOCK_CLASS, checkpoint.tenant),
             )
             conn.execute(
                 "INSERT INTO checkpoints (tenant, tree_size, root_hash, note, created_at) "
@@ -371,7 +196,7 @@ class PostgresStore(Store):
                     for name, v in zip(INDEX_COLUMN_NAMES, values, strict=True)
                 }
             )
-            leaf_hash = _hash_to_verify(body, bytes(tree_hash), None if row_hash is None else bytes(row_hash))
+            leaf_hash = hash_to_verify(body, bytes(tree_hash), None if row_hash is None else bytes(row_hash))
             yield StoredLeaf(int(seq), body, leaf_hash, columns)
 
     def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
@@ -410,8 +235,8 @@ class PostgresStore(Store):
 
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
         with self._connection() as conn:
-            unpurged = dataclasses.replace(query, filter=_unpurged(conn, query.tenant, query.filter))
-            sql, params = for_psycopg(*page_sql(unpurged, DIALECT))
+            bounded = dataclasses.replace(query, filter=unpurged(conn, query.tenant, query.filter))
+            sql, params = for_psycopg(*page_sql(bounded, DIALECT))
             rows = conn.execute(sql, params).fetchall()
         return [
             (Position(int(o), int(s)), with_leaf_hash(bytes(body), bytes(leaf))) for o, s, body, leaf in rows
@@ -419,7 +244,7 @@ class PostgresStore(Store):
 
     def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
         with self._connection() as conn:
-            sql, params = for_psycopg(*count_sql(_unpurged(conn, tenant, filter), tenant, group_by, DIALECT))
+            sql, params = for_psycopg(*count_sql(unpurged(conn, tenant, filter), tenant, group_by, DIALECT))
             rows = conn.execute(sql, params).fetchall()
         return [(None if key is None else text_from_column(str(key)), int(n)) for key, n in rows]
 
@@ -518,30 +343,14 @@ class PostgresStore(Store):
 
     def purged_before(self, tenant: str) -> int | None:
         with self._connection() as conn:
-            return _purge_mark(conn, tenant)
+            return purge_mark(conn, tenant)
 
     def drop_partitions_before(self, before_us: int) -> list[str]:
         """Drop every monthly partition that ends at or before ``before_us``, for all tenants
         at once: what retention does when every tenant's horizon has passed a month. Much
         cheaper than :meth:`purge` row by row; leaves and tiles are not touched."""
-        dropped: list[str] = []
         with self._append_lock, self._connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", (pg_schema.LOCK_CLASS, pg_schema.PARTITION_LOCK)
-            )
-            # Past this, the drop fails (503, to be retried) rather than stall every append.
-            conn.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-            for month in sorted(pg_schema.existing_months(conn)):
-                if pg_schema.month_start_us(pg_schema.next_month(month)) > before_us:
-                    continue
-                for table in pg_schema.PARTITIONED:
-                    name = pg_schema.partition_name(table, month)
-                    conn.execute(f"DROP TABLE IF EXISTS {name}")
-                    dropped.append(name)
-                self._partitions.known.discard(month)
-                # A month gone stays gone: late rows of it go to the default partition.
-                self._partitions.refused.add(month)
-        return dropped
+            return self._partitions.drop_before(conn, before_us, DROP_LOCK_TIMEOUT)
 
     def shared_url(self) -> str | None:
         # Every process reaches the same database by its URL, so a verification of a large
@@ -552,95 +361,12 @@ class PostgresStore(Store):
         self._pool.close()
 
 
-def _write_tree(conn: Connection, tenant: str, part: _TenantAppend) -> tuple[Head, dict[int, bytes]]:
-    """Write the tiles the new leaves change and the new head; return the head and the new
-    right edge."""
-    if not part.leaf_hashes:
-        return Head(tenant, part.size, part.root), part.edge
-    size = part.next_seq
-    edge, written = tiles.append_leaves(part.size, part.edge, part.leaf_hashes)
-    conn.execute(
-        _UPSERT_TILES,
-        (tenant, [t.level for t in written], [t.index for t in written], [t.hashes for t in written]),
-    )
-    root = _root(conn, tenant, size, {(t.level, t.index): t.hashes for t in written})
-    conn.execute("UPDATE heads SET tree_size = %s, root_hash = %s WHERE tenant = %s", (size, root, tenant))
-    return Head(tenant, size, root), edge
-
-
-def _copy(conn: Connection, rows: _Rows) -> None:
-    """COPY the new rows in: one round trip per table, whatever the batch size."""
-    with conn.cursor() as cursor:
-        for table, columns, data in (
-            ("leaves", _LEAF_COLUMNS, rows.leaves),
-            ("events", _EVENT_COLUMNS, rows.events),
-            ("event_targets", _TARGET_COLUMNS, rows.targets),
-        ):
-            if not data:
-                continue
-            names = ", ".join(name for name, _ in columns)
-            with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([kind for _, kind in columns])
-                for row in data:
-                    copy.write_row(row)
-
-
-def _purge_mark(conn: Connection, tenant: str) -> int | None:
-    row = conn.execute("SELECT before_us FROM purges WHERE tenant = %s", (tenant,)).fetchone()
-    return int(row[0]) if row else None
-
-
-def _unpurged(conn: Connection, tenant: str, query_filter: Filter) -> Filter:
-    """The filter, bounded below by the tenant's purge mark: nothing before it is shown."""
-    mark = _purge_mark(conn, tenant)
-    return query_filter if mark is None else query_filter.merge(Filter(after_us=mark))
-
-
-def _read_edge(conn: Connection, tenant: str, size: int) -> dict[int, bytes]:
-    wanted = tiles.edge_tiles(size)
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        "SELECT t.level, t.hashes FROM tiles t JOIN unnest(%s::integer[], %s::bigint[]) AS w(level, idx) "
-        "ON t.level = w.level AND t.idx = w.idx WHERE t.tenant = %s",
-        ([level for level, _ in wanted], [index for _, index in wanted], tenant),
-    ).fetchall()
-    return {int(level): bytes(hashes) for level, hashes in rows}
-
-
-def _root(conn: Connection, tenant: str, size: int, written: dict[tuple[int, int], bytes]) -> bytes:
-    """The root of a tenant's tree, from the tiles just written (every node the root needs
-    is in the partial tiles of the right edge, which an append rewrites) or, failing that,
-    the stored tiles."""
-
-    def fetch(level: int, index: int) -> bytes | None:
-        if (level, index) in written:
-            return written[(level, index)]
-        row = conn.execute(
-            "SELECT hashes FROM tiles WHERE tenant = %s AND level = %s AND idx = %s", (tenant, level, index)
-        ).fetchone()
-        return bytes(row[0]) if row else None
-
-    return tiles.TileReader(fetch, size).root()
-
-
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
     return StoredCheckpoint(str(row[0]), int(row[1]), bytes(row[2]), str(row[3]), str(row[4]))
 
 
 def _key(row: Sequence[Any]) -> ApiKey:
     return ApiKey(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6])
-
-
-def migrate(url: str) -> int:
-    """Bring the database at ``url`` to the latest schema; return its version. What
-    ``trailkeeper migrate`` runs, and every server on start-up."""
-    try:
-        with psycopg.connect(url, application_name="trailkeeper-migrate") as conn:
-            return pg_schema.apply_migrations(conn)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Unavailable(f"cannot reach PostgreSQL: {reason}") from exc
 
 
 def open_postgres(url: str) -> PostgresStore:

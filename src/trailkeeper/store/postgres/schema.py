@@ -1,0 +1,183 @@
+"""The PostgreSQL schema: versioned migrations, monthly partitions, and how values sit in it.
+
+Layout, and why:
+
+* ``leaves`` (tenant, seq, id, occurred_us, leaf_hash) is the log itself. It is never
+  partitioned and never dropped, so ``(tenant, seq)`` and ``(tenant, id)`` can be unique, and
+  a leaf hash outlives its record's body (CONTRACT section 3: retention keeps leaf hashes).
+* ``events`` holds the bodies and what search reads, partitioned by month of
+  ``occurred_us`` so that retention can drop a month at once. A partitioned table's keys
+  must hold the partition key, hence the primary key (tenant, occurred_us, seq), which is
+  also the time index. ``event_targets`` is partitioned the same way.
+* ``tiles``, ``heads``, ``checkpoints`` and the tenant's verifier key complete the tree.
+
+The tenant column leads every key, so every table but ``api_keys`` (looked up by the key's
+hash) distributes by tenant on a sharded PostgreSQL such as Citus. Every text column is
+``COLLATE "C"``: the search code turns a prefix into a range (``>= 'auth.' AND < 'auth/'``),
+which only holds under byte order, the order SQLite uses too.
+
+Migrations run under a session advisory lock, so servers that start together apply each
+version once; each version is one transaction, so a failed upgrade leaves the last one.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from trailkeeper.errors import Unavailable
+
+Connection = psycopg.Connection[TupleRow]
+
+# Advisory lock keys, (class, object) pairs: the class keeps them apart from other users of
+# the same database.
+LOCK_CLASS = 0x746B  # "tk"
+MIGRATION_LOCK = 1
+PARTITION_LOCK = 2
+CHECKPOINT_LOCK_CLASS = 0x746C  # one lock per tenant: (class, hashtext(tenant))
+
+_TEXT = 'text COLLATE "C"'
+
+_V1 = (
+    f"""CREATE TABLE heads (
+        tenant {_TEXT} PRIMARY KEY,
+        tree_size bigint NOT NULL,
+        root_hash bytea NOT NULL
+    )""",
+    f"""CREATE TABLE leaves (
+        tenant {_TEXT} NOT NULL,
+        seq bigint NOT NULL,
+        id {_TEXT} NOT NULL,
+        occurred_us bigint NOT NULL,
+        leaf_hash bytea NOT NULL,
+        PRIMARY KEY (tenant, seq),
+        UNIQUE (tenant, id)
+    )""",
+    # `body` holds the leaf bytes (canonical JSON); `leaf_hash` repeats the leaves' column so
+    # a page is read from one table. A purged record's row is deleted: its leaf stays.
+    f"""CREATE TABLE events (
+        tenant {_TEXT} NOT NULL,
+        seq bigint NOT NULL,
+        occurred_us bigint NOT NULL,
+        leaf_hash bytea NOT NULL,
+        body bytea NOT NULL,
+        category {_TEXT} NOT NULL,
+        action {_TEXT} NOT NULL,
+        outcome {_TEXT} NOT NULL,
+        actor_type {_TEXT} NOT NULL,
+        actor_id {_TEXT} NOT NULL,
+        integration {_TEXT},
+        workflow_run {_TEXT},
+        ip {_TEXT},
+        tsv tsvector,
+        PRIMARY KEY (tenant, occurred_us, seq)
+    ) PARTITION BY RANGE (occurred_us)""",
+    # Rows of a month without a partition land here rather than fail.
+    "CREATE TABLE events_default PARTITION OF events DEFAULT",
+    "CREATE INDEX events_seq ON events (tenant, seq)",
+    # One index per filter of CONTRACT section 4, as in the SQLite store, each ending in the
+    # result order, so that a filtered page is read in order and stops at the limit.
+    "CREATE INDEX events_actor ON events (tenant, actor_id, occurred_us, seq)",
+    "CREATE INDEX events_action ON events (tenant, action, occurred_us, seq)",
+    "CREATE INDEX events_category ON events (tenant, category, occurred_us, seq)",
+    "CREATE INDEX events_outcome ON events (tenant, outcome, occurred_us, seq)",
+    "CREATE INDEX events_actor_type ON events (tenant, actor_type, occurred_us, seq)",
+    "CREATE INDEX events_integration ON events (tenant, integration, occurred_us, seq) "
+    "WHERE integration IS NOT NULL",
+    "CREATE INDEX events_run ON events (tenant, workflow_run, occurred_us, seq) "
+    "WHERE workflow_run IS NOT NULL",
+    "CREATE INDEX events_ip ON events (tenant, ip, occurred_us, seq) WHERE ip IS NOT NULL",
+    "CREATE INDEX events_text ON events USING gin (tsv)",
+    f"""CREATE TABLE event_targets (
+        tenant {_TEXT} NOT NULL,
+        seq bigint NOT NULL,
+        occurred_us bigint NOT NULL,
+        type {_TEXT} NOT NULL,
+        id {_TEXT} NOT NULL
+    ) PARTITION BY RANGE (occurred_us)""",
+    "CREATE TABLE event_targets_default PARTITION OF event_targets DEFAULT",
+    "CREATE INDEX event_targets_id ON event_targets (tenant, id, seq)",
+    "CREATE INDEX event_targets_type ON event_targets (tenant, type, seq)",
+    f"""CREATE TABLE tiles (
+        tenant {_TEXT} NOT NULL,
+        level integer NOT NULL,
+        idx bigint NOT NULL,
+        hashes bytea NOT NULL,
+        PRIMARY KEY (tenant, level, idx)
+    )""",
+    f"""CREATE TABLE checkpoints (
+        tenant {_TEXT} NOT NULL,
+        tree_size bigint NOT NULL,
+        root_hash bytea NOT NULL,
+        note text NOT NULL,
+        created_at text NOT NULL,
+        PRIMARY KEY (tenant, tree_size)
+    )""",
+    f"""CREATE TABLE tenant_keys (
+        tenant {_TEXT} PRIMARY KEY,
+        verifier_key text NOT NULL
+    )""",
+    f"""CREATE TABLE api_keys (
+        id {_TEXT} PRIMARY KEY,
+        tenant {_TEXT} NOT NULL,
+        secret_hash bytea NOT NULL UNIQUE,
+        scopes text NOT NULL,
+        name text,
+        created_at text NOT NULL,
+        last_used_at text,
+        revoked_at text
+    )""",
+    "CREATE INDEX api_keys_tenant ON api_keys (tenant, created_at, id)",
+    f"""CREATE TABLE retention (
+        tenant {_TEXT} PRIMARY KEY,
+        days integer NOT NULL CHECK (days > 0)
+    )""",
+)
+
+_V2 = (
+    # How far retention has purged each tenant: searches and counts stop at this mark, so a
+    # late event from before it stays out of sight, as it does in the SQLite store.
+    f"""CREATE TABLE purges (
+        tenant {_TEXT} PRIMARY KEY,
+        before_us bigint NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
+LATEST = MIGRATIONS[-1][0]
+
+
+def apply_migrations(conn: psycopg.Connection[TupleRow]) -> int:
+    """Bring the schema to :data:`LATEST`; return the version it is at.
+
+    Safe when several servers start at once: the first to take the advisory lock migrates,
+    the others wait for it and then find nothing left to do.
+    """
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, MIGRATION_LOCK))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)")
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with conn.transaction():
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            current = version
+        return current
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, MIGRATION_LOCK))
+
+
+def migrate(url: str) -> int:
+    """Bring the database at ``url`` to the latest schema; return its version. What
+    ``trailkeeper migrate`` runs, and every server on start-up."""
+    try:
+        with psycopg.connect(url, application_name="trailkeeper-migrate") as conn:
+            return apply_migrations(conn)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Unavailable(f"cannot reach PostgreSQL: {reason}") from exc
