@@ -33,7 +33,7 @@ from pg import require_postgres, reset_database, temporary_database
 from trailkeeper import AuditLog, merkle, tiles
 from trailkeeper.events import prepare_batch
 from trailkeeper.query import parse_query
-from trailkeeper.store import postgres as pg_schema
+from trailkeeper.store import postgres as pg_store
 from trailkeeper.store.base import AppendRequest, PageQuery, StoredCheckpoint
 from trailkeeper.store.postgres import (
     DIALECT,
@@ -302,16 +302,16 @@ def test_two_servers_migrating_at_once_both_succeed_and_apply_each_version_once(
         ]
         results = [run.communicate(timeout=60) for run in runs]
         assert [run.returncode for run in runs] == [0, 0], results
-        assert [out.strip() for out, _ in results] == [str(pg_schema.LATEST)] * 2
+        assert [out.strip() for out, _ in results] == [str(pg_store.LATEST)] * 2
         with psycopg.connect(fresh) as conn:
             versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [version for version, _ in pg_schema.MIGRATIONS]
+        assert versions == [version for version, _ in pg_store.MIGRATIONS]
 
 
 # -- query plans on a large table ---------------------------------------------------------------
 BIG_ROWS = 200_000
 BIG_MONTH = (2020, 1)
-BIG_PARTITIONS = {pg_schema.partition_name(table, BIG_MONTH) for table in pg_schema.PARTITIONED}
+BIG_PARTITIONS = {pg_store.partition_name(table, BIG_MONTH) for table in pg_store.PARTITIONED}
 
 _BIG_EVENTS = """
 INSERT INTO {partition} (tenant, seq, occurred_us, leaf_hash, body, category, action, outcome,
@@ -345,14 +345,14 @@ def big_database() -> Iterator[str]:
     """200,000 rows of one tenant in one month's partition, made the quick way: filled as a
     plain table and then attached, so that PostgreSQL builds each index once, sorted."""
     require_postgres()
-    start = pg_schema.month_start_us(BIG_MONTH)
-    end = pg_schema.month_start_us(pg_schema.next_month(BIG_MONTH))
+    start = pg_store.month_start_us(BIG_MONTH)
+    end = pg_store.month_start_us(pg_store.next_month(BIG_MONTH))
     params = {"start": start, "step": (end - start) // BIG_ROWS, "last": BIG_ROWS - 1}
     with temporary_database() as big:
         migrate(big)
         with psycopg.connect(big, autocommit=True) as conn:
             for table, fill in (("events", _BIG_EVENTS), ("event_targets", _BIG_TARGETS)):
-                partition = pg_schema.partition_name(table, BIG_MONTH)
+                partition = pg_store.partition_name(table, BIG_MONTH)
                 conn.execute(f"CREATE UNLOGGED TABLE {partition} (LIKE {table} INCLUDING DEFAULTS)")
                 conn.execute(fill.format(partition=partition), params)
                 conn.execute(
@@ -470,7 +470,7 @@ def test_purge_drops_bodies_and_keeps_leaves_so_earlier_proofs_still_verify(log:
     log.checkpoint("acme")
     root = log.root_hash("acme", 10)
 
-    cutoff = pg_schema.month_start_us(_month_back(2))
+    cutoff = pg_store.month_start_us(_month_back(2))
     assert log.store.purge("acme", cutoff) == 5
     assert log.store.purged_before("acme") == cutoff
 
@@ -496,10 +496,10 @@ def test_dropping_an_old_month_keeps_the_tree_and_late_events_of_it_still_land(
     earlier_root = log.root_hash("beta", 7)
 
     assert isinstance(log.store, PostgresStore)
-    dropped = log.store.drop_partitions_before(pg_schema.month_start_us(_month_back(2)))
+    dropped = log.store.drop_partitions_before(pg_store.month_start_us(_month_back(2)))
 
-    assert pg_schema.partition_name("events", _month_back(3)) in dropped
-    assert pg_schema.partition_name("events", _month_back(1)) not in dropped
+    assert pg_store.partition_name("events", _month_back(3)) in dropped
+    assert pg_store.partition_name("events", _month_back(1)) not in dropped
     late = log.record("beta", **LOGIN, occurred_at=_in_month(3, day=20))
     with _store(url) as other_server:
         # It finds the month without a partition and rows of it in the default partition.
@@ -533,9 +533,9 @@ def test_events_far_from_now_go_to_the_default_partition_and_are_found(log: Audi
     st.text(alphabet=st.sampled_from("\x00\x01\x02ab\u00e9"), max_size=8),
 )
 def test_escaped_text_keeps_order_and_comes_back_unchanged(a: str, b: str) -> None:
-    held_a, held_b = pg_schema.column_text(a), pg_schema.column_text(b)
+    held_a, held_b = pg_store.column_text(a), pg_store.column_text(b)
     assert "\x00" not in held_a
-    assert pg_schema.text_from_column(held_a) == a
+    assert pg_store.text_from_column(held_a) == a
     assert (held_a < held_b) == (a < b)
     assert held_a.startswith(held_b) == a.startswith(b)
 
