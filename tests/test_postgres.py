@@ -44,6 +44,7 @@ from trailkeeper.store.postgres import (
     migrate,
 )
 from trailkeeper.store.sql import page_sql
+from trailkeeper.verify import Problem
 
 pytestmark = pytest.mark.postgres
 
@@ -518,6 +519,19 @@ def test_dropping_an_old_month_keeps_the_tree_and_late_events_of_it_still_land(
     consistency = _proof_hashes(log.consistency_proof("beta", 7, 9))
     merkle.verify_consistency(7, 9, consistency, earlier_root, root)
     assert log.verify("beta").intact
+
+
+def test_a_record_row_deleted_by_hand_is_missing_though_its_leaf_remains(log: AuditLog, url: str) -> None:
+    """Retention removes a record's row only before its mark, or with the month it dropped:
+    any other row gone is a record removed, though its leaf still fits the tree."""
+    log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(1, day=day)} for day in range(1, 9)])
+    assert log.verify("acme").intact
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM events WHERE tenant = 'acme' AND seq = 5")
+    report = log.verify("acme")
+    assert (report.intact, report.problem, report.first_bad_seq) == (False, Problem.MISSING_RECORD, 5)
+    assert log.store.purge("acme", pg_store.month_start_us(_month_back(0))) == 7
+    assert log.verify("acme").intact  # the purge covers it now
 
 
 def test_events_far_from_now_go_to_the_default_partition_and_are_found(log: AuditLog, url: str) -> None:

@@ -125,3 +125,14 @@ def test_the_signer_refuses_a_tree_inconsistent_with_its_last_checkpoint(tmp_pat
         with pytest.raises(IntegrityError, match="refusing to sign size 301"):
             log.checkpoint("acme")
         assert [c.tree_size for c in log.checkpoints("acme")] == [300]
+
+
+def test_a_body_removed_by_hand_leaves_a_gap_in_search_not_an_error(tmp_path: Path) -> None:
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        log.record_many("acme", [LOGIN] * 5)
+    conn = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    conn.execute("UPDATE events SET body = NULL WHERE seq = 2")
+    conn.close()
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        assert [r["seq"] for r in log.search("acme", order="asc").events] == [0, 1, 3, 4]
+        assert not log.verify("acme").intact

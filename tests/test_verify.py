@@ -296,10 +296,29 @@ def test_purged_records_stay_checkable(db: Path) -> None:
 
 
 def test_purged_record_with_another_leaf_hash_is_a_bad_node(db: Path) -> None:
-    execute(
-        db, "UPDATE events SET body = NULL, leaf_hash = ? WHERE tenant = ? AND seq = 5", bytes(32), TENANT
-    )
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        log.store.purge(TENANT, time_us("2026-03-01T10:02:00.000000Z"))
+    execute(db, "UPDATE events SET leaf_hash = ? WHERE tenant = ? AND seq = 5", bytes(32), TENANT)
     assert_finding(verify(db), Problem.BAD_NODE, 5)
+
+
+def test_a_body_removed_by_hand_is_a_missing_record(db: Path) -> None:
+    """Retention removes bodies only before its mark: a body gone after it, or with no
+    purge at all, is a record removed, though its leaf hash still fits the tree."""
+    execute(db, "UPDATE events SET body = NULL WHERE tenant = ? AND seq = 7", TENANT)
+    report = verify(db)
+    assert_finding(report, Problem.MISSING_RECORD, 7)
+    assert "retention has purged nothing" in (report.message or "")
+
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        log.store.purge(TENANT, time_us("2026-03-01T10:00:05.000000Z"))  # seqs 0-4
+    report = verify(db)
+    assert_finding(report, Problem.MISSING_RECORD, 7)
+    assert "purged only what occurred before 2026-03-01T10:00:05.000000Z" in (report.message or "")
+
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        log.store.purge(TENANT, time_us("2026-03-01T10:00:08.000000Z"))  # now seq 7 too
+    assert verify(db).intact
 
 
 # --- nodes, checkpoints and keys ------------------------------------------------------------------

@@ -285,5 +285,10 @@ class Store(ABC):
         """The tenant's purge mark: every record before it has lost its body. Searches and
         counts never reach below it."""
 
+    def removed_before(self, tenant: str) -> int | None:
+        """How far retention may have removed the tenant's records, by their time: verify
+        accepts a leaf without its record only before it. By default the purge mark."""
+        return self.purged_before(tenant)
+
     @abstractmethod
     def close(self) -> None: ...

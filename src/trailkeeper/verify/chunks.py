@@ -62,6 +62,7 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
         if close is not None:
             close()
     rows.missing_until(chunk.end)
+    rows.judge_bodiless(store.removed_before(tenant))
     leaves = rows.leaves
     nodes: list[bytes] = []
     stored_nodes: dict[int, bytes] = {}

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from trailkeeper import merkle
+from trailkeeper.query import format_time
 from trailkeeper.store.base import VerifyRow
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 from trailkeeper.verify.report import Finding, Findings, Problem
@@ -127,6 +128,9 @@ class RowCheck:
         self._tenant = tenant
         self._expected = start  # the seq the next row must have
         self._findings = findings
+        # (seq, occurred_us) of each row without a body, for judge_bodiless: a body only
+        # retention may remove, and only of what occurred before its mark.
+        self._bodiless: list[tuple[int, int | None]] = []
 
     def check(self, batch: list[VerifyRow]) -> None:
         if not self._sound(batch):
@@ -177,7 +181,11 @@ class RowCheck:
         self.missing_until(seq)
         if body is None:
             # Retention purged the body and kept its leaf hash: the tiles still check it.
+            # Whether retention may have done so is judged once the purge mark is known.
             leaf = _as_bytes(stored_leaf)
+            stored = _read_columns(columns)
+            occurred = stored.get("occurred_us") if stored is not None else None
+            self._bodiless.append((seq, occurred if isinstance(occurred, int) else None))
         else:
             body = _as_bytes(body)
             leaf = hashlib.sha256(merkle.LEAF_PREFIX + body).digest()
@@ -187,6 +195,22 @@ class RowCheck:
         self.leaves.append(leaf)
         self._expected = seq + 1
         self.read += 1
+
+    def judge_bodiless(self, purged_before: int | None) -> None:
+        """Report the first row without a body that retention did not remove: one that
+        occurred at or after ``purged_before`` (``Store.removed_before``, read after the rows:
+        retention moves its mark in the transaction that removes the bodies), or any, when
+        retention removed nothing."""
+        for seq, occurred_us in self._bodiless:
+            if purged_before is None or occurred_us is None or occurred_us >= purged_before:
+                since = (
+                    "retention has purged nothing"
+                    if purged_before is None
+                    else (f"retention purged only what occurred before {format_time(purged_before)}")
+                )
+                message = f"record {seq} has lost its body, and {since}"
+                self._findings.add(Finding(seq, Problem.MISSING_RECORD, message))
+                return
 
     def missing_until(self, seq: int) -> None:
         """The records from the expected seq up to ``seq`` are not in the store: report the

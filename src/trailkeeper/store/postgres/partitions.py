@@ -136,6 +136,16 @@ class Partitions:
         return dropped
 
 
+def dropped_until(names: Sequence[str]) -> int:
+    """The end of the last month among the partitions named: every record before it is gone."""
+    ends = [
+        month_start_us(next_month((int(match[1]), int(match[2]))))
+        for name in names
+        if (match := _PARTITION_NAME.fullmatch(name)) is not None
+    ]
+    return max(ends)
+
+
 def months(requests: Sequence[AppendRequest]) -> set[Month]:
     # Stored times are UTC text, YYYY-MM-DDTHH:MM:SS.ffffffZ: the month is in the text.
     stamps = {prepared.record["occurred_at"][:7] for request in requests for prepared in request.events}

@@ -143,7 +143,18 @@ _V2 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
+_V3 = (
+    # How far dropping monthly partitions has removed the records of every tenant (one row):
+    # verify accepts a leaf without its record before it. Unlike a purge mark, it does not
+    # bound searches: the late events of a dropped month, kept in the default partition,
+    # are still found.
+    """CREATE TABLE partitions_dropped (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        before_us bigint NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3))
 LATEST = MIGRATIONS[-1][0]
 
 

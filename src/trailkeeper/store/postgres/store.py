@@ -29,7 +29,7 @@ from trailkeeper.store.base import (
     with_leaf_hash,
 )
 from trailkeeper.store.postgres.append import lock_tenant, place, write_tree
-from trailkeeper.store.postgres.partitions import Month, Partitions, add_months, months
+from trailkeeper.store.postgres.partitions import Month, Partitions, add_months, dropped_until, months
 from trailkeeper.store.postgres.reads import (
     DIALECT,
     RECORD_BY_LEAF,
@@ -182,14 +182,16 @@ class PostgresStore(Store):
         # A LEFT JOIN: a leaf whose body was purged, or whose month was dropped, is still
         # part of the tree.
         sql = (
-            f"SELECT l.seq, e.body, l.leaf_hash, e.leaf_hash, {names} FROM leaves l "
+            f"SELECT l.seq, l.occurred_us, e.body, l.leaf_hash, e.leaf_hash, {names} FROM leaves l "
             "LEFT JOIN events e ON e.tenant = l.tenant AND e.occurred_us = l.occurred_us "
             "AND e.seq = l.seq WHERE l.tenant = %s AND l.seq >= %s ORDER BY l.seq"
         )
-        for seq, body, tree_hash, row_hash, *values in self._stream(sql, (tenant, start)):
+        for seq, occurred_us, body, tree_hash, row_hash, *values in self._stream(sql, (tenant, start)):
             body = None if body is None else bytes(body)
+            # Without its row, a leaf still says when its record occurred: verify judges by it
+            # whether retention may have removed the row.
             columns = (
-                {}
+                {"occurred_us": occurred_us}
                 if body is None
                 else {
                     name: text_from_column(v) if isinstance(v, str) else v
@@ -350,7 +352,22 @@ class PostgresStore(Store):
         at once: what retention does when every tenant's horizon has passed a month. Much
         cheaper than :meth:`purge` row by row; leaves and tiles are not touched."""
         with self._append_lock, self._connection() as conn, conn.transaction():
-            return self._partitions.drop_before(conn, before_us, DROP_LOCK_TIMEOUT)
+            dropped = self._partitions.drop_before(conn, before_us, DROP_LOCK_TIMEOUT)
+            if dropped:
+                conn.execute(
+                    "INSERT INTO partitions_dropped (before_us) VALUES (%s) ON CONFLICT (only_row) "
+                    "DO UPDATE SET before_us = greatest(partitions_dropped.before_us, excluded.before_us)",
+                    (dropped_until(dropped),),
+                )
+            return dropped
+
+    def removed_before(self, tenant: str) -> int | None:
+        with self._connection() as conn:
+            marks = [purge_mark(conn, tenant)]
+            row = conn.execute("SELECT before_us FROM partitions_dropped").fetchone()
+        marks.append(int(row[0]) if row else None)
+        present = [mark for mark in marks if mark is not None]
+        return max(present) if present else None
 
     def shared_url(self) -> str | None:
         # Every process reaches the same database by its URL, so a verification of a large
