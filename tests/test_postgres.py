@@ -534,6 +534,16 @@ def test_a_record_row_deleted_by_hand_is_missing_though_its_leaf_remains(log: Au
     assert log.verify("acme").intact  # the purge covers it now
 
 
+def test_a_target_row_changed_by_hand_is_a_changed_record(log: AuditLog, url: str) -> None:
+    deal = {**LOGIN, "targets": [{"type": "deal", "id": "deal-1"}]}
+    log.record_many("acme", [deal] * 4)
+    assert log.verify("acme").intact
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE event_targets SET id = 'deal-9' WHERE tenant = 'acme' AND seq = 2")
+    report = log.verify("acme")
+    assert (report.intact, report.problem, report.first_bad_seq) == (False, Problem.CHANGED_RECORD, 2)
+
+
 def test_events_far_from_now_go_to_the_default_partition_and_are_found(log: AuditLog, url: str) -> None:
     record = log.record("acme", **LOGIN, occurred_at="2001-02-03T04:05:06Z")
     assert _partition_of(url, "acme", record["seq"]) == "events_default"

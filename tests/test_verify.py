@@ -302,6 +302,23 @@ def test_purged_record_with_another_leaf_hash_is_a_bad_node(db: Path) -> None:
     assert_finding(verify(db), Problem.BAD_NODE, 5)
 
 
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        "UPDATE event_targets SET id = 'task-999' WHERE tenant = ? AND seq = 9",
+        "DELETE FROM event_targets WHERE tenant = ? AND seq = 9",
+        "INSERT INTO event_targets (tenant, id, seq, type) VALUES (?, 'deal-1', 9, 'deal')",
+    ],
+    ids=["changed", "removed", "added"],
+)
+def test_a_target_row_that_is_not_what_the_body_names_is_a_changed_record(db: Path, tampering: str) -> None:
+    """What `target:` searches read is checked against the bodies, as the columns are."""
+    execute(db, tampering, TENANT)
+    report = verify(db)
+    assert_finding(report, Problem.CHANGED_RECORD, 9)
+    assert "the targets stored for record 9" in (report.message or "")
+
+
 def test_a_body_removed_by_hand_is_a_missing_record(db: Path) -> None:
     """Retention removes bodies only before its mark: a body gone after it, or with no
     purge at all, is a record removed, though its leaf hash still fits the tree."""

@@ -206,6 +206,11 @@ class Store(ABC):
         if batch:
             yield batch
 
+    @abstractmethod
+    def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
+        """``(seq, type, id)`` of every target row of the records with ``start <= seq < end``,
+        as target searches read them (verify compares them with the bodies)."""
+
     def shared_url(self) -> str | None:
         """A URL by which another process reaches this same store, so that a long read (a
         verification) can be shared out; None when no other process can (by default, and for

@@ -387,6 +387,17 @@ class SQLiteStore(Store):
         finally:
             conn.close()
 
+    def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
+        rows: list[tuple[int, str, str]] = (
+            self._reader()
+            .execute(
+                "SELECT seq, type, id FROM event_targets WHERE tenant = ? AND seq >= ? AND seq < ?",
+                (tenant, start, end),
+            )
+            .fetchall()
+        )
+        return rows
+
     def shared_url(self) -> str | None:
         if self._scratch is not None:
             return None

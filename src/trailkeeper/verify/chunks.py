@@ -63,6 +63,7 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
             close()
     rows.missing_until(chunk.end)
     rows.judge_bodiless(store.removed_before(tenant))
+    rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end))
     leaves = rows.leaves
     nodes: list[bytes] = []
     stored_nodes: dict[int, bytes] = {}

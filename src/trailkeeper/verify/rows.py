@@ -55,6 +55,11 @@ class _Context(msgspec.Struct, gc=False):
     ip: str | None = None
 
 
+class _Target(msgspec.Struct, gc=False):
+    type: str
+    id: str
+
+
 class _Indexed(msgspec.Struct, gc=False):
     """The fields of a stored record that verify reads: its place and what search indexes.
 
@@ -72,6 +77,7 @@ class _Indexed(msgspec.Struct, gc=False):
     integration: _Integration | None = None
     workflow: _Workflow | None = None
     context: _Context | None = None
+    targets: list[_Target] | None = None
 
 
 _decode_indexed = msgspec.json.Decoder(_Indexed).decode
@@ -131,6 +137,9 @@ class RowCheck:
         # (seq, occurred_us) of each row without a body, for judge_bodiless: a body only
         # retention may remove, and only of what occurred before its mark.
         self._bodiless: list[tuple[int, int | None]] = []
+        # (seq, type, id) of every target the bodies read name, for judge_targets.
+        self._targets: set[tuple[int, str, str]] = set()
+        self._wrong: set[int] = set()  # seqs of rows found wrong already
 
     def check(self, batch: list[VerifyRow]) -> None:
         if not self._sound(batch):
@@ -162,11 +171,15 @@ class RowCheck:
                 append(hashed.digest())
             if b"".join(leaves) != b"".join(stored_leaves):
                 return False
-            own_columns = _encode([_place_and_columns(_decode_indexed(body)) for body in bodies])
+            decoded = [_decode_indexed(body) for body in bodies]
+            own_columns = _encode([_place_and_columns(fields) for fields in decoded])
         except (TypeError, msgspec.DecodeError):  # a body stored as text; no record; no offset
             return False
         if own_columns != b"".join((b"[", b",".join(columns), b"]")):
             return False
+        for fields in decoded:
+            if fields.targets:
+                self._targets.update((fields.seq, t.type, t.id) for t in fields.targets)
         self.leaves += leaves
         self._expected += len(batch)
         self.read += len(batch)
@@ -192,6 +205,11 @@ class RowCheck:
             problem = _row_problem(self._tenant, seq, body, leaf, stored_leaf, columns)
             if problem is not None:
                 self._findings.add(Finding(seq, problem[0], problem[1]))
+                self._wrong.add(seq)
+            else:
+                targets = _decode_indexed(body).targets
+                if targets:
+                    self._targets.update((seq, t.type, t.id) for t in targets)
         self.leaves.append(leaf)
         self._expected = seq + 1
         self.read += 1
@@ -211,6 +229,20 @@ class RowCheck:
                 message = f"record {seq} has lost its body, and {since}"
                 self._findings.add(Finding(seq, Problem.MISSING_RECORD, message))
                 return
+
+    def judge_targets(self, stored: list[tuple[int, str, str]]) -> None:
+        """Compare the target rows of the chunk's records (what ``target:`` searches read)
+        with the targets their bodies name; report the first record where they differ.
+        Records without a body, and records found wrong already, are left out."""
+        skip = {seq for seq, _ in self._bodiless} | self._wrong
+        differ = {row for row in self._targets.symmetric_difference(stored) if row[0] not in skip}
+        if not differ:
+            return
+        seq = min(row[0] for row in differ)
+        table = sorted((kind, ident) for s, kind, ident in stored if s == seq)
+        named = sorted((kind, ident) for s, kind, ident in self._targets if s == seq)
+        message = f"the targets stored for record {seq} are {table}, its body names {named}"
+        self._findings.add(Finding(seq, Problem.CHANGED_RECORD, message))
 
     def missing_until(self, seq: int) -> None:
         """The records from the expected seq up to ``seq`` are not in the store: report the

@@ -154,7 +154,12 @@ _V3 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3))
+_V4 = (
+    # The targets of a range of records, as verify reads them to compare with the bodies.
+    "CREATE INDEX event_targets_seq ON event_targets (tenant, seq)",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -201,6 +201,14 @@ class PostgresStore(Store):
             leaf_hash = hash_to_verify(body, bytes(tree_hash), None if row_hash is None else bytes(row_hash))
             yield StoredLeaf(int(seq), body, leaf_hash, columns)
 
+    def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, type, id FROM event_targets WHERE tenant = %s AND seq >= %s AND seq < %s",
+                (tenant, start, end),
+            ).fetchall()
+        return [(int(seq), text_from_column(kind), text_from_column(ident)) for seq, kind, ident in rows]
+
     def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
         with self._connection() as conn:
             rows = conn.execute(
