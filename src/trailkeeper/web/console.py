@@ -205,7 +205,9 @@ class Console:
         series = request.query_params.get("series", "category")
         if series not in SERIES:
             series = "category"
-        resolved = resolve(self.log, form, _now_us())
+        # One clock reading for the preset's bounds and the cache's settled buckets alike.
+        now_us = _now_us()
+        resolved = resolve(self.log, form, now_us)
         chart = None
         if resolved.filter is not None:
             query_filter = resolved.filter
@@ -215,7 +217,7 @@ class Console:
                 query_filter,
                 series_field=series,
                 cache=self.charts,
-                now_us=_now_us(),
+                now_us=now_us,
             )
             if activity is not None:
                 chart = draw(activity, lambda bucket: _narrowed(form, query_filter, bucket))

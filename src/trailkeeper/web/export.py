@@ -14,8 +14,6 @@ from trailkeeper.exporters import FILE_EXTENSIONS, encode_chunks, export_lines
 from trailkeeper.store.base import Record
 
 FORMATS: Final = ("csv", "ndjson")
-# A chunk leaves once it holds this much: the first bytes go at once, and a large export
-# does not cost a write per line.
 
 
 def export_body(

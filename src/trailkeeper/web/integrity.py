@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.errors import TrailkeeperError
 from trailkeeper.events import now_text
+
+if TYPE_CHECKING:
+    from trailkeeper.verify import VerifyReport
 
 log = logging.getLogger("trailkeeper.web")
 
@@ -94,17 +97,16 @@ class _Run:
             )
 
 
-def outcome_of(report: Any) -> Outcome:
-    """The fields of a verify report (``trailkeeper.verify.VerifyReport``) the page shows."""
-    problem = getattr(report, "problem", None)
+def outcome_of(report: VerifyReport) -> Outcome:
+    """The fields of a verify report the page shows."""
     return Outcome(
-        intact=bool(report.intact),
-        tree_size=int(getattr(report, "tree_size", 0)),
-        leaves_checked=int(getattr(report, "leaves_checked", 0)),
-        checkpoints_checked=int(getattr(report, "checkpoints_checked", 0)),
-        first_bad_seq=getattr(report, "first_bad_seq", None),
-        problem=None if problem is None else str(problem),
-        message=getattr(report, "message", None),
+        intact=report.intact,
+        tree_size=report.tree_size,
+        leaves_checked=report.leaves_checked,
+        checkpoints_checked=report.checkpoints_checked,
+        first_bad_seq=report.first_bad_seq,
+        problem=None if report.problem is None else str(report.problem),
+        message=report.message,
     )
 
 

@@ -45,7 +45,6 @@ NOTICES: Final = {
 _EXPIRED = "The sign-in form expired. Please try again."
 _UNKNOWN = "That key is unknown or has been revoked."
 _CANNOT_READ = "That key cannot read events: it needs the events:read or admin scope."
-_OUT_OF_DATE = "This sign-out form is out of date. Reload the page and try again."
 
 
 @dataclass(frozen=True)
@@ -137,17 +136,13 @@ class SignIn:
         if not (
             same_origin(request) and isinstance(token, str) and self.signer.sign_in_matches(cookie, token)
         ):
-            return self._form(
-                request, next_path, error="The sign-in form expired. Please try again.", status=403
-            )
+            return self._form(request, next_path, error=_EXPIRED, status=403)
         secret = secret.strip() if isinstance(secret, str) else ""
         key = None
         if 0 < len(secret) <= _MAX_SECRET:
             key = await run_in_threadpool(self.log.authenticate, secret)
         if key is None:
-            return self._form(
-                request, next_path, error="That key is unknown or has been revoked.", status=401
-            )
+            return self._form(request, next_path, error=_UNKNOWN, status=401)
         if not can_read(key):
             return self._form(request, next_path, error=_CANNOT_READ, status=403)
         _, session_cookie = self.signer.new_session(key.id, key.tenant)
