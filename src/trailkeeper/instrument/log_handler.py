@@ -20,11 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trailkeeper.instrument.auditor import Auditor
+from trailkeeper.instrument.workflow import MAX_DESCRIPTION, MAX_ERROR_TEXT, _clip, _error_text
 
 __all__ = ["AuditHandler", "event_from_record"]
-
-MAX_DESCRIPTION = 1000  # the event schema's bound; a longer message is cut, not refused
-MAX_ERROR_TEXT = 900
 
 
 class AuditHandler(logging.Handler):
@@ -74,6 +72,7 @@ def event_from_record(record: logging.LogRecord, fields: Mapping[str, Any], mess
     """The event of a log record: the extra's fields, completed from the record."""
     event = dict(fields)
     if message:
+        # A longer message than the schema allows is cut, not refused.
         event.setdefault("description", _clip(message, MAX_DESCRIPTION))
     event.setdefault("occurred_at", _stored_time(record.created))
     if record.levelno >= logging.ERROR:
@@ -81,15 +80,10 @@ def event_from_record(record: logging.LogRecord, fields: Mapping[str, Any], mess
     error = record.exc_info[1] if record.exc_info else None
     metadata = event.get("metadata", {})
     if error is not None and isinstance(metadata, Mapping) and "error" not in metadata:
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        event["metadata"] = {**metadata, "error": _clip(text, MAX_ERROR_TEXT)}
+        event["metadata"] = {**metadata, "error": _clip(_error_text(error), MAX_ERROR_TEXT)}
     return event
 
 
 def _stored_time(created: float) -> str:
     # RFC 3339 section 5.6 in UTC, in the stored form of CONTRACT section 2.
     return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
