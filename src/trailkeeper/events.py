@@ -135,8 +135,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def time_us(stored: str) -> int:
     """A stored time (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as microseconds since the epoch."""
-    moment = datetime.fromisoformat(stored[:-1]).replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
+    return (datetime.fromisoformat(stored) - _EPOCH) // _MICROSECOND
 
 
 def now_text() -> str:
@@ -402,7 +401,6 @@ _encode_plain = msgspec.json.Encoder().encode
 _action_match = re.compile(ACTION_PATTERN.strip("^$")).fullmatch
 _id_match = re.compile(ID_PATTERN.strip("^$")).fullmatch
 _provider_match = re.compile(PROVIDER_PATTERN.strip("^$")).fullmatch
-_fromisoformat = datetime.fromisoformat
 # _STORED_TIME_RE with ASCII digits, which are quicker to match. A time with other digits
 # (\d takes them too) is refused all the same: fromisoformat takes none.
 _stored_time_ascii = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z").fullmatch
@@ -458,8 +456,7 @@ def _quick_check(raw: object) -> tuple[str | None, int | None, bool] | None:
         if not isinstance(raw["context"], dict):
             return None
         ip = event.context.ip
-        # A dotted quad, the usual address, needs no trip through the cache.
-        if ip is not UNSET and not _IPV4_RE.fullmatch(ip) and not _is_ip(ip):
+        if ip is not UNSET and not _is_ip(ip):
             return None
     floats = False
     metadata = event.metadata
@@ -483,7 +480,7 @@ def _quick_check(raw: object) -> tuple[str | None, int | None, bool] | None:
             if _stored_time_ascii(occurred_at):
                 # Already as stored, as producers usually send it: one parse checks the date
                 # and gives the microseconds.
-                occurred_us = (_fromisoformat(occurred_at) - _EPOCH) // _MICROSECOND
+                occurred_us = time_us(occurred_at)
             else:
                 occurred_at = format_time(parse_rfc3339(occurred_at))
         except (ValueError, OverflowError):
@@ -669,9 +666,8 @@ def prepare_batch(tenant: str, raws: Sequence[object]) -> list[Prepared]:
             elif isinstance(exc, InvalidEvent):
                 late.extend(exc.errors)
             elif failure is None:
-                # A stored time that does not parse back (a year before 1000), a str subclass
-                # the encoder cannot take: raised once the whole batch has passed the schema,
-                # as preparing after validation always did.
+                # A str subclass the encoder cannot take: raised once the whole batch has
+                # passed the schema, as preparing after validation always did.
                 failure = exc
     if errors:
         raise InvalidEvent(errors)
