@@ -59,8 +59,10 @@ SCOPES = ("events:write", "events:read", "admin")
 SYSTEM_ACTOR = {"type": "system", "id": "trailkeeper"}
 MAX_LIMIT = 1000
 _FULL_TILE = tiles.TILE_WIDTH * merkle.HASH_SIZE
-# Proof caches, shared by the tenants of a log: the inner nodes of full tiles (about 33 KB
-# each) and the complete nodes hashed from the partial tiles of the right edge.
+# Proof caches, shared by the tenants of a log: full tiles (8 KB each), the inner nodes of
+# full tiles (about 33 KB each) and the complete nodes hashed from the partial tiles of the
+# right edge.
+_FULL_TILES_CACHED = 4096
 _LEVELS_CACHED = 256
 _EDGE_NODES_CACHED = 4096
 _V = TypeVar("_V")
@@ -364,19 +366,15 @@ class AuditLog:
         """Stored nodes of one tree size. Full tiles never change, so they, and the nodes
         hashed inside them, are kept from one proof to the next (a bounded cache)."""
 
+        full_tiles = _TenantCache(self._full_tiles, tenant, self._tiles_lock, _FULL_TILES_CACHED)
+
         def fetch(level: int, index: int) -> bytes | None:
-            key = (tenant, level, index)
-            with self._tiles_lock:
-                cached = self._full_tiles.get(key)
-                if cached is not None:
-                    self._full_tiles.move_to_end(key)
-                    return cached
+            cached = full_tiles.get((level, index))
+            if cached is not None:
+                return cached
             stored = self.store.tile(tenant, level, index)
             if stored is not None and len(stored) == _FULL_TILE:
-                with self._tiles_lock:
-                    self._full_tiles[key] = stored
-                    if len(self._full_tiles) > 4096:
-                        self._full_tiles.popitem(last=False)
+                full_tiles[(level, index)] = stored
             return stored
 
         return tiles.TileReader(

@@ -47,7 +47,7 @@ from trailkeeper.errors import IntegrityError, InvalidArgument, VerificationErro
 from trailkeeper.events import check_tenant
 from trailkeeper.notes import Checkpoint, VerifierKey, open_checkpoint, parse_checkpoint_body, parse_note
 from trailkeeper.query import Filter
-from trailkeeper.store.base import StoredLeaf, with_leaf_hash
+from trailkeeper.store.base import StoredLeaf, close_rows, with_leaf_hash
 from trailkeeper.verify import Finding, Findings, Frontier, Problem, Progress, VerifyReport, report_of
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _write_all(log: AuditLog, tenant: str, size: int, events: IO[bytes]) -> tupl
             records += 1
             purged += leaf.body is None
     finally:
-        _close(rows)
+        close_rows(rows)
     return records, purged
 
 
@@ -184,12 +184,6 @@ def _write_matches(
         proofs.write(canonical_json(log.inclusion_proof(tenant, seq, size)) + b"\n")
         records += 1
     return records, 0
-
-
-def _close(rows: Iterator[Any]) -> None:
-    close = getattr(rows, "close", None)
-    if close is not None:
-        close()
 
 
 # --- checking -----------------------------------------------------------------------------------

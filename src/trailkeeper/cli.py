@@ -414,7 +414,7 @@ def migrate(db: Db = DEFAULT_URL) -> None:
 
     store = open_store(db)
     try:
-        version = getattr(store, "schema_version", lambda: None)()
+        version = store.schema_version()
     finally:
         store.close()
     out.print(f"{db}: schema version {version}")

@@ -129,6 +129,14 @@ def with_leaf_hash(body: bytes, leaf_hash: bytes) -> Record:
     return record
 
 
+def close_rows(rows: Iterator[Any]) -> None:
+    """Close an iterator of rows (a generator that holds a cursor or a connection) that its
+    reader left before the end; an iterator with nothing to close is left as it is."""
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -138,6 +146,10 @@ class Store(ABC):
     the other writes are only ever called by the facade's one writer thread per process."""
 
     url: str
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The version of the schema the store is at (its migrations applied)."""
 
     # -- writes -----------------------------------------------------------------------
     @abstractmethod
@@ -200,9 +212,7 @@ class Store(ABC):
                     yield batch
                     batch = []
         finally:
-            close = getattr(leaves, "close", None)
-            if close is not None:
-                close()
+            close_rows(leaves)
         if batch:
             yield batch
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trailkeeper.errors import InvalidArgument
-from trailkeeper.store.base import Store
+from trailkeeper.store.base import Store, close_rows
 from trailkeeper.tiles import TILE_WIDTH
 from trailkeeper.verify.checkpoints import CheckpointCheck, _verifier
 from trailkeeper.verify.chunks import Rebuild, _chunks
@@ -109,9 +109,7 @@ def _head(store: Store, tenant: str, findings: Findings) -> int:
         while row is not None and row.seq < tree_size:  # appended between the two reads
             row = next(beyond, None)
     finally:
-        close = getattr(beyond, "close", None)
-        if close is not None:
-            close()
+        close_rows(beyond)
     if row is not None:
         message = f"record {row.seq} is beyond the tree, whose size is {tree_size}"
         findings.add(Finding(row.seq, Problem.EXTRA_RECORD, message))

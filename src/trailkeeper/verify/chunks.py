@@ -15,7 +15,7 @@ import bisect
 from dataclasses import dataclass
 
 from trailkeeper import merkle
-from trailkeeper.store.base import Store
+from trailkeeper.store.base import Store, close_rows
 from trailkeeper.tiles import TILE_WIDTH, tile_root
 from trailkeeper.verify.checkpoints import CheckpointCheck
 from trailkeeper.verify.report import Finding, Findings
@@ -58,9 +58,7 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
         for batch in batches:
             rows.check(batch)
     finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        close_rows(batches)
     rows.missing_until(chunk.end)
     rows.judge_bodiless(store.removed_before(tenant))
     rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end))

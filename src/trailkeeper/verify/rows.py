@@ -201,7 +201,7 @@ class RowCheck:
             self._bodiless.append((seq, occurred if isinstance(occurred, int) else None))
         else:
             body = _as_bytes(body)
-            leaf = hashlib.sha256(merkle.LEAF_PREFIX + body).digest()
+            leaf = merkle.leaf_hash(body)
             problem = _row_problem(self._tenant, seq, body, leaf, stored_leaf, columns)
             if problem is not None:
                 self._findings.add(Finding(seq, problem[0], problem[1]))
