@@ -11,8 +11,6 @@ from trailkeeper import AuditLog
 from trailkeeper.query import parse_query
 from trailkeeper.store.base import PageQuery, Position
 from trailkeeper.store.migrations import LATEST, SQLITE_MIGRATIONS
-from trailkeeper.store.sql import page_sql
-from trailkeeper.store.sqlite import DIALECT
 
 LOGIN = {"category": "authentication", "action": "auth.login.succeeded", "actor": {"type": "user", "id": "u"}}
 
@@ -73,20 +71,80 @@ def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
     ],
 )
 def test_every_filter_is_served_by_an_index(tmp_path: Path, query: str) -> None:
-    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
         log.record("acme", **LOGIN)
-        store = log.store
         page = PageQuery("acme", parse_query(query), "desc", 100, Position(2**60, 0), 10)
-        driver = store._few_candidates(page)  # type: ignore[attr-defined]
-        sql, params = page_sql(page, DIALECT, sort_after=driver is not None, drive_by_text=driver == "text")
-        plan = store._reader().execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()  # type: ignore[attr-defined]
-    steps = [row[3] for row in plan]
+        [steps] = log.store.explain(page)  # type: ignore[attr-defined]
     assert not any(step == "SCAN e" or step.startswith("SCAN e ") for step in steps), steps
     # The rows are found through the filter itself, not by walking the whole tenant.
-    assert "SEARCH e USING INDEX events_time (tenant=?)" not in steps, steps
-    assert not any(
-        step.startswith("SEARCH e USING INDEX events_time (tenant=? AND (occurred_us") for step in steps
-    ) or ("after:" in query), steps
+    for time_index in ("events_time", "search_time"):
+        assert f"SEARCH e USING INDEX {time_index} (tenant=?)" not in steps, steps
+        assert not any(
+            step.startswith(f"SEARCH e USING INDEX {time_index} (tenant=? AND (occurred_us") for step in steps
+        ) or ("after:" in query), steps
+    # A record found through the search index is read from the events table by its place.
+    assert not any(step.startswith("SCAN m") for step in steps), steps
+
+
+def test_records_not_indexed_yet_are_read_from_the_newest_on(tmp_path: Path) -> None:
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        index = log.store.search_index  # type: ignore[attr-defined]
+        index.pause()
+        log.record_many("acme", [LOGIN] * 300)
+        index.catch_up()
+        log.record_many("acme", [LOGIN] * 5)
+        page = PageQuery("acme", parse_query("actor:u renewal"), "desc", 100, None, None)
+        indexed, unindexed = log.store.explain(page)  # type: ignore[attr-defined]
+        assert [r["seq"] for r in log.search("acme", "actor:u", limit=7).events] == list(range(304, 297, -1))
+    assert any("search_" in step for step in indexed), indexed
+    assert not any(step == "SCAN e" or step.startswith("SCAN e ") for step in unindexed), unindexed
+    assert any("events_seq (tenant=? AND seq>?)" in step for step in unindexed), unindexed
+    # The text matches are read from the first unindexed row on (FTS5's rowid bound, ">").
+    [text_scan] = [step for step in unindexed if "events_fts" in step]
+    assert ">" in text_scan.split("INDEX", 1)[1], text_scan
+
+
+def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path: Path) -> None:
+    """Version 5 moved the value-keyed indexes and the targets to the derived index file."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, statements in SQLITE_MIGRATIONS[:4]:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    conn.close()
+    with AuditLog.open(f"sqlite:///{tmp_path}/new.db") as log:
+        record = log.record("acme", targets=[{"type": "deal", "id": "deal-9"}], **LOGIN)
+    # The new file's record, put into the old file as version 4 kept it.
+    new = sqlite3.connect(tmp_path / "new.db")
+    row = new.execute("SELECT * FROM events").fetchone()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"INSERT INTO events VALUES ({', '.join('?' * len(row))})", row)
+    conn.execute("INSERT INTO event_targets VALUES ('acme', 'deal-9', 0, 'deal')")
+    for table in ("heads", "tiles"):
+        for values in new.execute(f"SELECT * FROM {table}"):
+            conn.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(values))})", values)
+    conn.close()
+
+    with AuditLog.open(f"sqlite:///{path}?index=inline") as log:
+        assert log.store.schema_version() == LATEST
+        log.store.search_index.catch_up()  # type: ignore[attr-defined]
+        assert log.store.targets_stored_below("acme") == 1
+        assert [r["id"] for r in log.search("acme", "target:deal-9 actor:u").events] == [record["id"]]
+        assert log.verify("acme").intact
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "event_targets" not in tables
+    assert "events_actor" not in tables
+
+
+@pytest.mark.parametrize("option", ["index=sometimes", "cache=big", "index"])
+def test_a_sqlite_url_with_an_unknown_option_is_refused(tmp_path: Path, option: str) -> None:
+    from trailkeeper import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="index=inline"):
+        AuditLog.open(f"sqlite:///{tmp_path}/a.db?{option}")
+    assert not (tmp_path / "a.db").exists()
 
 
 def test_a_checkpoint_follows_every_commit_without_being_asked(tmp_path: Path) -> None:

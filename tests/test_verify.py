@@ -72,6 +72,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for batch in range(BATCHES):
             log.record_many(TENANT, [event(i) for i in range(batch * BATCH_SIZE, (batch + 1) * BATCH_SIZE)])
             log.checkpoint(TENANT)
+    # The search index holds every record, so that what searches read of it is checked too.
+    index(directory / "audit.db")
     return directory
 
 
@@ -89,6 +91,13 @@ def db(template: Path, tmp_path: Path) -> Path:
 def verify(db: Path) -> VerifyReport:
     with AuditLog.open(f"sqlite:///{db}") as log:
         return verify_store(log, TENANT)
+
+
+def index(db: Path) -> None:
+    """Bring the log's search index up to date, as its background thread would."""
+    with AuditLog.open(f"sqlite:///{db}") as log:
+        log.store.search_index.pause()  # type: ignore[attr-defined]
+        log.store.search_index.catch_up()  # type: ignore[attr-defined]
 
 
 def execute(db: Path, sql: str, *params: Any) -> None:
@@ -240,6 +249,39 @@ def test_changed_searchable_column_alone_is_a_changed_record(db: Path, column: s
     assert column in (report.message or "")
 
 
+@pytest.mark.parametrize(("column", "value"), [("actor_id", "u_mallory"), ("workflow_run", None)])
+def test_a_search_index_row_that_differs_from_the_log_is_a_changed_record(
+    db: Path, column: str, value: object
+) -> None:
+    """A record hidden from (or planted in) searches through the derived index is caught."""
+    execute(
+        Path(f"{db}.index"),
+        f"UPDATE search_rows SET {column} = ? WHERE tenant = ? AND seq = ?",
+        value,
+        TENANT,
+        300,
+    )
+    report = verify(db)
+    assert_finding(report, Problem.CHANGED_RECORD, 300)
+    assert f"column {column} of record 300" in (report.message or "")
+    assert "search index" in (report.message or "")
+
+
+def test_a_record_missing_from_the_search_index_is_a_changed_record(db: Path) -> None:
+    execute(Path(f"{db}.index"), "DELETE FROM search_rows WHERE tenant = ? AND seq = ?", TENANT, 17)
+    report = verify(db)
+    assert_finding(report, Problem.CHANGED_RECORD, 17)
+    assert "search index lacks" in (report.message or "")
+
+
+def test_a_deleted_search_index_is_rebuilt_and_the_log_stays_intact(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}.index{suffix}").unlink(missing_ok=True)
+    index(db)
+    assert query(Path(f"{db}.index"), "SELECT next_seq FROM watermarks") == [(SIZE,)]
+    assert verify(db).intact
+
+
 def test_deleted_row_is_a_missing_record(db: Path) -> None:
     execute(db, "DELETE FROM events WHERE tenant = ? AND seq = ?", TENANT, 200)
     assert_finding(verify(db), Problem.MISSING_RECORD, 200)
@@ -313,7 +355,8 @@ def test_purged_record_with_another_leaf_hash_is_a_bad_node(db: Path) -> None:
 )
 def test_a_target_row_that_is_not_what_the_body_names_is_a_changed_record(db: Path, tampering: str) -> None:
     """What `target:` searches read is checked against the bodies, as the columns are."""
-    execute(db, tampering, TENANT)
+    index(db)
+    execute(Path(f"{db}.index"), tampering, TENANT)
     report = verify(db)
     assert_finding(report, Problem.CHANGED_RECORD, 9)
     assert "the targets stored for record 9" in (report.message or "")

@@ -186,7 +186,9 @@ class Store(ABC):
         """The rows with ``start <= seq < end``, in seq order and in batches, as verification
         reads them: ``(seq, body, leaf_hash, columns)``. ``columns`` is the compact JSON text
         (no spaces) of the array ``[seq, tenant, *the searchable columns]``, in the order of
-        ``store.sql.INDEX_COLUMN_NAMES``, or None when a column holds what JSON cannot.
+        ``store.sql.INDEX_COLUMN_NAMES``, or None when a column holds what JSON cannot. A
+        store that keeps the columns twice (in a derived search index too) gives a column
+        whose two copies differ as the pair ``[first, second]``.
 
         One text per row lets the caller check every column of a batch with one comparison
         instead of one Python object per column. This default reads :meth:`leaves`; a backend
@@ -220,6 +222,13 @@ class Store(ABC):
     def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
         """``(seq, type, id)`` of every target row of the records with ``start <= seq < end``,
         as target searches read them (verify compares them with the bodies)."""
+
+    def targets_stored_below(self, tenant: str) -> int | None:
+        """The seq below which every record's target rows are stored; None when every
+        record's are, as they are written with the record. A store that indexes targets
+        after the commit (the SQLite store's derived index) says how far it has come, and
+        searches read the targets of the newer records from their bodies."""
+        return None
 
     def shared_url(self) -> str | None:
         """A URL by which another process reaches this same store, so that a long read (a

@@ -113,5 +113,30 @@ _V4 = (
     "CREATE INDEX event_targets_seq ON event_targets (tenant, seq)",
 )
 
-SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
+_V5 = (
+    # The value-keyed indexes and the targets move to the derived search index beside the
+    # file (store/search_index.py), which is built from the events when first opened.
+    *(
+        f"DROP INDEX {name}"
+        for name in (
+            "events_actor",
+            "events_action",
+            "events_category",
+            "events_outcome",
+            "events_actor_type",
+            "events_integration",
+            "events_run",
+            "events_ip",
+        )
+    ),
+    "DROP TABLE event_targets",
+)
+
+SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+)
 LATEST = SQLITE_MIGRATIONS[-1][0]

@@ -39,13 +39,13 @@ PARTIAL_INDEXES = {
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 GROUP_EXPRESSIONS = {
-    "category": "category",
-    "action": "action",
-    "actor": "actor_id",
-    "outcome": "outcome",
-    "integration": "integration",
-    "hour": f"occurred_us - (occurred_us % {HOUR_US})",
-    "day": f"occurred_us - (occurred_us % {DAY_US})",
+    "category": "e.category",
+    "action": "e.action",
+    "actor": "e.actor_id",
+    "outcome": "e.outcome",
+    "integration": "e.integration",
+    "hour": f"e.occurred_us - (e.occurred_us % {HOUR_US})",
+    "day": f"e.occurred_us - (e.occurred_us % {DAY_US})",
 }
 
 
@@ -64,6 +64,33 @@ class Dialect:
     distinct: str
 
 
+@dataclass(frozen=True)
+class Source:
+    """Which rows a query reads, and how.
+
+    ``rows`` is the FROM clause: alias ``e`` holds the searchable columns and ``record``
+    names the alias that holds the body and leaf hash (the same table, or one joined to
+    it). ``targets`` is the table of target rows; without one, targets are read from the
+    bodies: ``body_targets`` is an EXISTS over a record's targets with ``{match}`` in place
+    of the condition, and ``body_target`` the expression of a target's ``{name}`` (``id`` or
+    ``type``) there. ``text_clause`` replaces the dialect's; ``min_seq`` and ``below_seq``
+    bound the rows' seq. This is how the SQLite store reads the part of a log its derived
+    search index holds, and the few newest records it does not hold yet.
+    """
+
+    rows: str = "events e"
+    record: str = "e"
+    targets: str | None = "event_targets"
+    body_targets: str = ""
+    body_target: str = ""
+    text_clause: str | None = None
+    min_seq: int | None = None
+    below_seq: int | None = None
+
+
+TABLE = Source()
+
+
 def where(
     query_filter: Filter,
     tenant: str,
@@ -71,6 +98,7 @@ def where(
     *,
     drive_by_text: bool = False,
     hide_prefixes: bool = False,
+    source: Source = TABLE,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (without the keyword) and its parameters, for table alias ``e``.
 
@@ -86,12 +114,19 @@ def where(
     # would make every count read every row.
     clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}"]
     params: list[Any] = [tenant]
+    if source.min_seq is not None:
+        clauses.append(f"e.seq >= {p}")
+        params.append(source.min_seq)
+    if source.below_seq is not None:
+        clauses.append(f"+e.seq < {p}")
+        params.append(source.below_seq)
     for term in query_filter.terms:
-        clause, values = _term(term, tenant, dialect, hide_prefix=hide_prefixes)
+        clause, values = _term(term, tenant, dialect, hide_prefix=hide_prefixes, source=source)
         clauses.append(clause)
         params.extend(values)
     if query_filter.text:
-        clauses.append(dialect.text_clause.replace("?", p))
+        text_clause = source.text_clause or dialect.text_clause
+        clauses.append(text_clause.replace("{record}", source.record).replace("?", p))
         params.append(dialect.text_query(query_filter.text))
     if query_filter.after_us is not None:
         clauses.append(f"e.occurred_us >= {p}")
@@ -112,11 +147,18 @@ def _match(column: str, term: Term, p: str) -> tuple[str, list[Any]]:
     return f"{column} >= {p} AND {column} < {p}", [term.value, prefix_upper_bound(term.value)]
 
 
-def _term(term: Term, tenant: str, dialect: Dialect, *, hide_prefix: bool = False) -> tuple[str, list[Any]]:
+def _term(
+    term: Term, tenant: str, dialect: Dialect, *, hide_prefix: bool = False, source: Source = TABLE
+) -> tuple[str, list[Any]]:
     p = dialect.placeholder
     if term.field in TARGET_COLUMNS:
+        if source.targets is None:
+            column = source.body_target.replace("{name}", TARGET_COLUMNS[term.field])
+            match, values = _match(column, term, p)
+            exists = source.body_targets.replace("{match}", match)
+            return (f"NOT {exists}" if term.negated else exists), values
         match, values = _match(f"t.{TARGET_COLUMNS[term.field]}", term, p)
-        inner = f"SELECT t.seq FROM event_targets t WHERE t.tenant = {p} AND {match}"
+        inner = f"SELECT t.seq FROM {source.targets} t WHERE t.tenant = {p} AND {match}"
         keyword = "NOT IN" if term.negated else "IN"
         return f"e.seq {keyword} ({inner})", [tenant, *values]
     column = f"e.{COLUMNS[term.field]}"
@@ -146,6 +188,7 @@ def page_sql(
     sort_after: bool = False,
     drive_by_text: bool = False,
     hide_prefixes: bool = False,
+    source: Source = TABLE,
 ) -> tuple[str, list[Any]]:
     """The SQL of one page.
 
@@ -158,7 +201,12 @@ def page_sql(
     p = dialect.placeholder
     plus = "+" if sort_after else ""
     clause, params = where(
-        query.filter, query.tenant, dialect, drive_by_text=drive_by_text, hide_prefixes=hide_prefixes
+        query.filter,
+        query.tenant,
+        dialect,
+        drive_by_text=drive_by_text,
+        hide_prefixes=hide_prefixes,
+        source=source,
     )
     if query.after is not None:
         comparison = ">" if query.order == "asc" else "<"
@@ -171,21 +219,24 @@ def page_sql(
         params.append(query.below_seq)
     # A page reads each row's body anyway, so this costs nothing here: a body removed by
     # hand after the purge mark (which verify reports) leaves a gap, not a failed search.
-    clause += " AND e.body IS NOT NULL"
+    record = source.record
+    clause += f" AND {record}.body IS NOT NULL"
     sql = (
-        "SELECT e.occurred_us, e.seq, e.body, e.leaf_hash FROM events e "
+        f"SELECT e.occurred_us, e.seq, {record}.body, {record}.leaf_hash FROM {source.rows} "
         f"WHERE {clause} ORDER BY {order_by(query.order, sort_after=sort_after)} LIMIT {p}"
     )
     return sql, [*params, query.limit]
 
 
-def count_sql(query_filter: Filter, tenant: str, group_by: str, dialect: Dialect) -> tuple[str, list[Any]]:
-    clause, params = where(query_filter, tenant, dialect)
+def count_sql(
+    query_filter: Filter, tenant: str, group_by: str, dialect: Dialect, source: Source = TABLE
+) -> tuple[str, list[Any]]:
+    clause, params = where(query_filter, tenant, dialect, source=source)
     expression = GROUP_EXPRESSIONS[group_by]
     # Time buckets read best in time order; the other groups, largest first.
     ordering = "bucket" if group_by in ("hour", "day") else "count(*) DESC, bucket"
     sql = (
-        f"SELECT {expression} AS bucket, count(*) FROM events e WHERE {clause} "
+        f"SELECT {expression} AS bucket, count(*) FROM {source.rows} WHERE {clause} "
         f"GROUP BY bucket ORDER BY {ordering}"
     )
     return sql, params

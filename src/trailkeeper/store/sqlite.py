@@ -39,11 +39,13 @@ from trailkeeper.store.base import (
     with_leaf_hash,
 )
 from trailkeeper.store.migrations import SQLITE_MIGRATIONS
+from trailkeeper.store.search_index import SearchIndex, index_path
 from trailkeeper.store.sql import (
     COLUMNS,
     INDEX_COLUMN_NAMES,
-    PARTIAL_INDEXES,
+    TABLE,
     Dialect,
+    Source,
     count_sql,
     index_columns,
     page_sql,
@@ -60,10 +62,38 @@ def _fts_query(words: tuple[str, ...]) -> str:
 
 DIALECT = Dialect(
     placeholder="?",
-    text_clause="e.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+    text_clause="{record}.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
     text_query=_fts_query,
     distinct="IS NOT",
 )
+
+# The records below a tenant's watermark, through the search index (attached as "ix"); the
+# events table gives their bodies.
+INDEXED = Source(
+    rows="ix.search_rows e JOIN events m ON m.tenant = e.tenant AND m.seq = e.seq",
+    record="m",
+    targets="ix.event_targets",
+)
+# Counts read the index's compact rows alone, unless a text term needs the record's row.
+INDEXED_COLUMNS = Source(rows="ix.search_rows e", record="e", targets="ix.event_targets")
+
+
+def _unindexed(watermark: int, first_row: int) -> Source:
+    """The records at or above a tenant's watermark, from the events table: targets from
+    the bodies, and text matches only among rows from the first unindexed one on (row
+    numbers grow with seq), which FTS5 reads without visiting the older matches."""
+    return Source(
+        rows="events e",
+        record="e",
+        targets=None,
+        body_targets="EXISTS (SELECT 1 FROM json_each(CAST(e.body AS TEXT), '$.targets') j WHERE {match})",
+        body_target="json_extract(j.value, '$.{name}')",
+        text_clause=(
+            f"e.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid >= {int(first_row)})"
+        ),
+        min_seq=watermark,
+    )
+
 
 _EVENT_COLUMNS = ("row", "tenant", "seq", "id", "leaf_hash", "body", *INDEX_COLUMN_NAMES)
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
@@ -85,29 +115,37 @@ def _insert_many(conn: sqlite3.Connection, head: str, width: int, rows: Sequence
         conn.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
 
 
+def _columns_json(alias: str) -> str:
+    return (
+        f"CAST(json_array({alias}.seq, {alias}.tenant, "
+        + ", ".join(f"{alias}.{name}" for name in INDEX_COLUMN_NAMES)
+        + ") AS BLOB)"
+    )
+
+
+def _any_blob(alias: str) -> str:
+    return " OR ".join(f"typeof({alias}.{name}) = 'blob'" for name in INDEX_COLUMN_NAMES)
+
+
 # Store.verify_rows: the searchable columns as one JSON text per row, built by SQLite, so that
-# Python makes one object per row instead of one per column.
-_VERIFY_COLUMNS = "CAST(json_array(seq, tenant, " + ", ".join(INDEX_COLUMN_NAMES) + ") AS BLOB)"
-# JSON holds no BLOB: json_array refuses one, or (from SQLite 3.45) reads it as JSONB, which a
-# BLOB made for the purpose could pass for the body's value. Where a tenant has a BLOB in a
-# searchable column, such a row's columns are None instead, which no body's columns equal.
-_GUARDED_COLUMNS = (
-    "CASE WHEN "
-    + " OR ".join(f"typeof({name}) = 'blob'" for name in INDEX_COLUMN_NAMES)
-    + f" THEN NULL ELSE {_VERIFY_COLUMNS} END"
+# Python makes one object per row instead of one per column. They are what searches read: the
+# events table's, and below the watermark the search index's too, which must equal them; where
+# a column differs between the two, it is given as the pair [table's, index's], which no body's
+# value equals, and verify names both. JSON holds no BLOB: json_array refuses one, or (from
+# SQLite 3.45) reads it as JSONB, which a BLOB made for the purpose could pass for the body's
+# value; a row with a BLOB in a searchable column, or missing from the index below the
+# watermark, gives None, which no body's columns equal either.
+_PAIRED_COLUMNS = ", ".join(
+    f"CASE WHEN x.{name} IS e.{name} THEN e.{name} ELSE json_array(e.{name}, x.{name}) END"
+    for name in INDEX_COLUMN_NAMES
 )
 _VERIFY_ROWS = (
-    "SELECT seq, body, leaf_hash, {columns} FROM events "
-    "WHERE tenant = ? AND seq >= ? AND seq < ? ORDER BY seq"
-)
-# Whether a tenant has a BLOB in any searchable column: one index seek per column, since a
-# BLOB sorts after every number and text (a partial index's own condition is repeated, for
-# the planner to use it). This is far cheaper than the guard above on every row.
-_BLOB_PROBE = " UNION ALL ".join(
-    f"SELECT * FROM (SELECT 1 FROM events e WHERE e.tenant = ? AND e.{name} >= x''"
-    + (f" AND {PARTIAL_INDEXES[name][1]}" if name in PARTIAL_INDEXES else "")
-    + " LIMIT 1)"
-    for name in INDEX_COLUMN_NAMES
+    f"SELECT e.seq, e.body, e.leaf_hash, CASE WHEN {_any_blob('e')} THEN NULL "
+    f"WHEN e.seq >= ? THEN {_columns_json('e')} "
+    f"WHEN x.seq IS NULL OR {_any_blob('x')} THEN NULL "
+    f"ELSE CAST(json_array(e.seq, e.tenant, {_PAIRED_COLUMNS}) AS BLOB) END "
+    "FROM events e LEFT JOIN ix.search_rows x ON x.tenant = e.tenant AND x.seq = e.seq "
+    "WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 # A tile's worth of rows: small enough that each body is still in the CPU's cache when it is
 # decoded after it is hashed (measured: 256 rows beat 1024 by a tenth).
@@ -126,7 +164,7 @@ class _EdgeCache:
 
 
 class SQLiteStore(Store):
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, index: str = "background") -> None:
         self.url = url
         self.path = path
         # ":memory:" is an ephemeral log (tests, the testing helper): a file in a private
@@ -147,9 +185,14 @@ class SQLiteStore(Store):
         self._write_lock = threading.RLock()
         self._edges = _EdgeCache()
         self._migrate()
+        # "inline": the writer indexes each commit itself before acknowledging it (every
+        # search then reads through the index); "background": a thread of the index does.
+        self._index_inline = index == "inline"
+        self._index_path = index_path(path)
+        self.search_index = SearchIndex(self._index_path, path, background=not self._index_inline)
 
     # -- connections ----------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, attach_index: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(self._target, uri=True, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -161,12 +204,18 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA mmap_size = 4294967296")
         conn.execute("PRAGMA temp_store = MEMORY")
+        if attach_index:
+            # Readers only: a write transaction would lock every attached file, and the
+            # writer must never wait for the indexer, nor the indexer for the writer.
+            conn.execute("ATTACH DATABASE ? AS ix", (self._index_path,))
+            conn.execute("PRAGMA ix.cache_size = -65536")
+            conn.execute("PRAGMA ix.mmap_size = 4294967296")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self._connect(attach_index=True)
             self._local.conn = conn
             self._readers.append(conn)
         return conn
@@ -243,6 +292,10 @@ class SQLiteStore(Store):
                 self._row_id = None
                 raise
             self._edges.edges = edges
+            if self._index_inline:
+                self.search_index.catch_up()
+            else:
+                self.search_index.notify()
             return results, heads
 
     def _append_one(
@@ -266,7 +319,6 @@ class SQLiteStore(Store):
             )
         out: list[Appended] = []
         rows: list[tuple[Any, ...]] = []
-        target_rows: list[tuple[Any, ...]] = []
         text_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
         seq = size
@@ -291,8 +343,6 @@ class SQLiteStore(Store):
                     *index_columns(record, prepared.occurred_us),
                 )
             )
-            for target in record.get("targets", ()):
-                target_rows.append((tenant, seq, target["type"], target["id"]))
             text = search_text(record)
             if text:
                 text_rows.append((row_id, text))
@@ -304,13 +354,6 @@ class SQLiteStore(Store):
             row_id += 1
         if rows:
             _insert_many(conn, _INSERT_EVENT, len(_EVENT_COLUMNS), rows)
-            if target_rows:
-                _insert_many(
-                    conn,
-                    "INSERT OR IGNORE INTO event_targets (tenant, seq, type, id) VALUES ",
-                    4,
-                    target_rows,
-                )
             if text_rows:
                 _insert_many(conn, "INSERT INTO events_fts (rowid, text) VALUES ", 2, text_rows)
             self._row_id = row_id
@@ -376,12 +419,11 @@ class SQLiteStore(Store):
     def verify_rows(self, tenant: str, start: int, end: int) -> Iterator[list[VerifyRow]]:
         # A connection of its own, as for leaves(): a verification reads for a long time. The
         # probe for BLOBs and the rows are read in one transaction, so they see the same rows.
-        conn = self._connect()
+        conn = self._connect(attach_index=True)
         try:
             conn.execute("BEGIN")
-            blobs = conn.execute(_BLOB_PROBE, (tenant,) * len(INDEX_COLUMN_NAMES)).fetchone() is not None
-            columns = _GUARDED_COLUMNS if blobs else _VERIFY_COLUMNS
-            cursor = conn.execute(_VERIFY_ROWS.format(columns=columns), (tenant, start, end))
+            watermark = _watermark(conn, tenant)
+            cursor = conn.execute(_VERIFY_ROWS, (watermark, tenant, start, end))
             while batch := cursor.fetchmany(_VERIFY_BATCH):
                 yield batch
         finally:
@@ -391,12 +433,15 @@ class SQLiteStore(Store):
         rows: list[tuple[int, str, str]] = (
             self._reader()
             .execute(
-                "SELECT seq, type, id FROM event_targets WHERE tenant = ? AND seq >= ? AND seq < ?",
+                "SELECT seq, type, id FROM ix.event_targets WHERE tenant = ? AND seq >= ? AND seq < ?",
                 (tenant, start, end),
             )
             .fetchall()
         )
         return rows
+
+    def targets_stored_below(self, tenant: str) -> int:
+        return _watermark(self._reader(), tenant)
 
     def shared_url(self) -> str | None:
         if self._scratch is not None:
@@ -454,11 +499,11 @@ class SQLiteStore(Store):
     # order; above it, the walk finds a page's worth of matches soon enough.
     SORT_AFTER_AT_MOST = 2000
 
-    def _few_candidates(self, query: PageQuery) -> str | None:
+    def _few_candidates(self, query: PageQuery, conn: sqlite3.Connection | None = None) -> str | None:
         """Which filter that an ordered index cannot serve ("text", "target", "prefix"), if
         any, selects few enough rows to start from. This is the planner's one question that
         SQLite, without statistics on those sets, cannot answer well by itself."""
-        conn = self._reader()
+        conn = conn or self._reader()
         cap = self.SORT_AFTER_AT_MOST + 1
         probes: list[tuple[str, str, tuple[Any, ...]]] = []
         if query.filter.text:
@@ -468,9 +513,9 @@ class SQLiteStore(Store):
             if term.negated:
                 continue
             if term.field in ("target", "target_type"):
-                table, column, kind = "event_targets", "id" if term.field == "target" else "type", "target"
+                table, column, kind = "ix.event_targets", "id" if term.field == "target" else "type", "target"
             elif term.prefix and term.value:
-                table, column, kind = "events", COLUMNS[term.field], "prefix"
+                table, column, kind = "ix.search_rows", COLUMNS[term.field], "prefix"
             else:
                 continue
             if term.prefix:
@@ -497,29 +542,91 @@ class SQLiteStore(Store):
 
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
         query = dataclasses.replace(query, filter=self._unpurged(query.tenant, query.filter))
+        conn = self._reader()
+        conn.execute("BEGIN")
         try:
-            driver = self._few_candidates(query)
+            statements = self._page_statements(conn, query)
+            rows = []
+            for sql, params in statements:
+                rows += conn.execute(sql, params).fetchall()
+            if len(statements) > 1:
+                rows.sort(key=lambda row: (row[0], row[1]), reverse=query.order != "asc")
+                del rows[query.limit :]
         except sqlite3.OperationalError as exc:
-            raise InvalidArgument("q", f"text search: {exc}") from None
-        sql, params = page_sql(
+            if "fts5" in str(exc):
+                raise InvalidArgument("q", f"text search: {exc}") from None
+            raise
+        finally:
+            conn.execute("COMMIT")
+        return [(Position(o, s), with_leaf_hash(body, leaf)) for o, s, body, leaf in rows]
+
+    def explain(self, query: PageQuery) -> list[list[str]]:
+        """The plan SQLite makes for each statement of a page: what the planner tests read."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return [
+                [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+                for sql, params in self._page_statements(conn, query)
+            ]
+        finally:
+            conn.execute("COMMIT")
+
+    def _page_statements(self, conn: sqlite3.Connection, query: PageQuery) -> list[tuple[str, list[Any]]]:
+        """The statements whose rows, merged in order, make a page."""
+        if not query.filter.terms:
+            # Time and text alone: the events table's own time and full-text indexes.
+            return [self._page_sql(conn, query, TABLE)]
+        statements = []
+        watermark = _watermark(conn, query.tenant)
+        if watermark > 0:
+            below = watermark if query.below_seq is None else min(watermark, query.below_seq)
+            statements.append(self._page_sql(conn, dataclasses.replace(query, below_seq=below), INDEXED))
+        unindexed = _unindexed_source(conn, query.tenant, watermark)
+        if unindexed is not None:
+            # The unindexed records are few: their matches are found and sorted.
+            statements.append(page_sql(query, DIALECT, sort_after=True, source=unindexed))
+        return statements
+
+    def _page_sql(self, conn: sqlite3.Connection, query: PageQuery, source: Source) -> tuple[str, list[Any]]:
+        driver = self._few_candidates(query, conn)
+        return page_sql(
             query,
             DIALECT,
             sort_after=driver is not None,
             drive_by_text=driver == "text",
             hide_prefixes=driver is None,
+            source=source,
         )
+
+    def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
+        filter = self._unpurged(tenant, filter)
+        conn = self._reader()
+        counts: dict[Any, int] = {}
+        conn.execute("BEGIN")
         try:
-            rows = self._reader().execute(sql, params).fetchall()
+            watermark = _watermark(conn, tenant)
+            sources = []
+            if watermark > 0:
+                indexed = INDEXED if filter.text else INDEXED_COLUMNS
+                sources.append((dataclasses.replace(indexed, below_seq=watermark), filter))
+            unindexed = _unindexed_source(conn, tenant, watermark)
+            if unindexed is not None:
+                sources.append((unindexed, filter))
+            for source, part in sources:
+                for key, n in conn.execute(*count_sql(part, tenant, group_by, DIALECT, source)):
+                    counts[key] = counts.get(key, 0) + int(n)
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc):
                 raise InvalidArgument("q", f"text search: {exc}") from None
             raise
-        return [(Position(o, s), with_leaf_hash(body, leaf)) for o, s, body, leaf in rows]
-
-    def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
-        sql, params = count_sql(self._unpurged(tenant, filter), tenant, group_by, DIALECT)
-        rows = self._reader().execute(sql, params).fetchall()
-        return [(None if key is None else str(key), int(n)) for key, n in rows]
+        finally:
+            conn.execute("COMMIT")
+        if group_by in ("hour", "day"):
+            ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0]))
+        else:
+            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0] is not None, str(item[0])))
+        return [(None if key is None else str(key), n) for key, n in ordered]
 
     def since_seq(self, tenant: str, seq: int, limit: int) -> list[Record]:
         rows = self._reader().execute(
@@ -645,11 +752,26 @@ class SQLiteStore(Store):
         return len(rows)
 
     def close(self) -> None:
+        self.search_index.close()
         for conn in self._readers:
             conn.close()
         self._writer.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _watermark(conn: sqlite3.Connection, tenant: str) -> int:
+    """Every record of the tenant below this seq is in the search index."""
+    row = conn.execute("SELECT next_seq FROM ix.watermarks WHERE tenant = ?", (tenant,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _unindexed_source(conn: sqlite3.Connection, tenant: str, watermark: int) -> Source | None:
+    """How to read the tenant's records at or above the watermark; None when there are none."""
+    row = conn.execute(
+        "SELECT row FROM events WHERE tenant = ? AND seq >= ? ORDER BY seq LIMIT 1", (tenant, watermark)
+    ).fetchone()
+    return None if row is None else _unindexed(watermark, int(row[0]))
 
 
 def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, bytes]) -> bytes:
@@ -669,11 +791,24 @@ def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, byte
     return tiles.TileReader(fetch, size).root()
 
 
+_INDEX_MODES = ("background", "inline")
+
+
 def open_sqlite(url: str) -> SQLiteStore:
-    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``."""
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``,
+    optionally with ``?index=inline`` (the writer indexes each commit before acknowledging
+    it) or ``?index=background`` (the default: a thread indexes what was committed)."""
     if not url.startswith("sqlite:///"):
         raise InvalidArgument("db", f"a SQLite URL looks like sqlite:///path/to/file.db, not {url!r}")
-    path = url[len("sqlite:///") :]
+    path, _, options = url[len("sqlite:///") :].partition("?")
     if not path:
         raise InvalidArgument("db", "the SQLite URL names no file")
-    return SQLiteStore(url, path)
+    index = "background"
+    for option in filter(None, options.split("&")):
+        name, _, value = option.partition("=")
+        if name != "index" or value not in _INDEX_MODES:
+            raise InvalidArgument(
+                "db", f"a SQLite URL takes only index={' or index='.join(_INDEX_MODES)}, not {option!r}"
+            )
+        index = value
+    return SQLiteStore(url, path, index=index)

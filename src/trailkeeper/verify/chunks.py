@@ -61,7 +61,9 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
         close_rows(batches)
     rows.missing_until(chunk.end)
     rows.judge_bodiless(store.removed_before(tenant))
-    rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end))
+    # The bound is read first: the target rows read after it hold at least those below it.
+    stored_below = store.targets_stored_below(tenant)
+    rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end), stored_below)
     leaves = rows.leaves
     nodes: list[bytes] = []
     stored_nodes: dict[int, bytes] = {}

@@ -230,12 +230,17 @@ class RowCheck:
                 self._findings.add(Finding(seq, Problem.MISSING_RECORD, message))
                 return
 
-    def judge_targets(self, stored: list[tuple[int, str, str]]) -> None:
+    def judge_targets(self, stored: list[tuple[int, str, str]], stored_below: int | None = None) -> None:
         """Compare the target rows of the chunk's records (what ``target:`` searches read)
         with the targets their bodies name; report the first record where they differ.
-        Records without a body, and records found wrong already, are left out."""
+        Records without a body, records found wrong already, and records at or above
+        ``stored_below`` (whose targets searches read from the body) are left out."""
         skip = {seq for seq, _ in self._bodiless} | self._wrong
-        differ = {row for row in self._targets.symmetric_difference(stored) if row[0] not in skip}
+        differ = {
+            row
+            for row in self._targets.symmetric_difference(stored)
+            if row[0] not in skip and (stored_below is None or row[0] < stored_below)
+        }
         if not differ:
             return
         seq = min(row[0] for row in differ)
@@ -284,8 +289,18 @@ def _row_problem(
         )
     stored = _read_columns(stored_columns)
     if stored is None:
-        return Problem.CHANGED_RECORD, f"a searchable column of record {seq} holds neither text nor a number"
+        return Problem.CHANGED_RECORD, (
+            f"a searchable column of record {seq} holds neither text nor a number, "
+            "or the search index lacks the record"
+        )
     for name, value in zip(INDEX_COLUMN_NAMES, columns, strict=True):
+        if isinstance(stored[name], list) and len(stored[name]) == 2:
+            # A store with a derived search index gives both where they differ.
+            table, index = stored[name]
+            return Problem.CHANGED_RECORD, (
+                f"column {name} of record {seq} is {table!r} in the events table and {index!r} "
+                f"in the search index, its body says {value!r}"
+            )
         if stored[name] != value:
             return Problem.CHANGED_RECORD, (
                 f"column {name} of record {seq} is {stored[name]!r}, its body says {value!r}"
