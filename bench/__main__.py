@@ -106,28 +106,26 @@ def ingest(workdir: Path, events: int, producers: int, queued: int = 0) -> tuple
     # the same schema, the same durable commits; then the same search index rows, as many
     # per transaction as the log's passes took.
     per_commit = max(BATCH, events // max(commits, 1) // BATCH * BATCH)
-    floor_rate = raw_floor(db, workdir / "floor.db", events, per_commit, max(per_pass, 1))
+    log_floor, index_floor = raw_floor(db, workdir / "floor.db", events, per_commit, max(per_pass, 1))
+    whole_floor = events / (events / log_floor + events / index_floor)
     print(
-        f"floor:  the same rows inserted raw, {per_commit:,} per commit, "
-        f"then indexed raw {per_pass:,} per transaction = {floor_rate:,.0f} events/s"
+        f"floor:  the same rows inserted raw, {per_commit:,} per commit = {log_floor:,.0f} events/s; "
+        f"with their search index rows, {per_pass:,} per transaction, one after the other = "
+        f"{whole_floor:,.0f} events/s"
     )
     print(
-        f"ratio:  {rate / floor_rate:.2f} of the floor acknowledged, {indexed_rate / floor_rate:.2f} indexed"
+        f"ratio:  acknowledged {rate / log_floor:.2f} of the first floor; "
+        f"indexed {indexed_rate / whole_floor:.2f} of the second"
     )
-    return db, {
-        "ingest": rate,
-        "indexed": indexed_rate,
-        "floor": floor_rate,
-        "ratio": indexed_rate / floor_rate,
-    }
+    return db, {"ingest": rate, "indexed": indexed_rate, "floor": log_floor, "ratio": rate / log_floor}
 
 
 def raw_floor(
     source: Path, target: Path, events: int, per_commit: int = BATCH, per_pass: int = BATCH
-) -> float:
+) -> tuple[float, float]:
     """Insert the rows the log stored into a fresh copy of the schema, timing only inserts:
-    the events and their text into the log's file, then their search index rows into the
-    index file."""
+    the events and their text into the log's file (the rate returned first), then their
+    search index rows into the index file (the rate returned second)."""
     # The store itself makes the schema and the connections, so the floor runs with the very
     # settings (WAL, synchronous, cache, checkpoint interval) the log runs with.
     store = SQLiteStore(f"sqlite:///{target}", str(target))
@@ -160,6 +158,7 @@ def raw_floor(
         conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", [t for t in texts if t[1]])
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - begin
+    log_elapsed, elapsed = elapsed, 0.0
     for start in range(0, events, per_pass):
         rows = src.execute(
             f"SELECT {', '.join(search_columns)} FROM ix.search_rows "
@@ -180,7 +179,7 @@ def raw_floor(
     index.close()
     store.close()
     src.close()
-    return events / elapsed
+    return events / log_elapsed, events / elapsed
 
 
 def timed(call: Callable[[], Any], runs: int) -> list[float]:

@@ -96,7 +96,7 @@ def test_records_not_indexed_yet_are_read_from_the_newest_on(tmp_path: Path) -> 
         page = PageQuery("acme", parse_query("actor:u renewal"), "desc", 100, None, None)
         indexed, unindexed = log.store.explain(page)  # type: ignore[attr-defined]
         assert [r["seq"] for r in log.search("acme", "actor:u", limit=7).events] == list(range(304, 297, -1))
-    assert any("search_" in step for step in indexed), indexed
+    assert any(step.startswith("SEARCH e USING") for step in indexed), indexed
     assert not any(step == "SCAN e" or step.startswith("SCAN e ") for step in unindexed), unindexed
     assert any("events_seq (tenant=? AND seq>?)" in step for step in unindexed), unindexed
     # The text matches are read from the first unindexed row on (FTS5's rowid bound, ">").
@@ -136,6 +136,17 @@ def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert "event_targets" not in tables
     assert "events_actor" not in tables
+
+
+def test_verify_reads_each_index_row_by_its_place(tmp_path: Path) -> None:
+    """The search index's row of a record is found by (tenant, seq), not by a scan."""
+    from trailkeeper.store.sqlite import _VERIFY_ROWS
+
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
+        log.record("acme", **LOGIN)
+        reader = log.store._reader()  # type: ignore[attr-defined]
+        plan = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + _VERIFY_ROWS, (1, "acme", 0, 1))]
+    assert "SEARCH x USING PRIMARY KEY (tenant=? AND seq=?) LEFT-JOIN" in plan, plan
 
 
 @pytest.mark.parametrize("option", ["index=sometimes", "cache=big", "index"])

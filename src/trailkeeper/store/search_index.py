@@ -34,6 +34,9 @@ log = logging.getLogger("trailkeeper")
 INDEX_VERSION = 1
 
 _COLUMNS = ("tenant", "seq", *INDEX_COLUMN_NAMES)
+# The events table's types, so that comparisons between the two use the indexes (a column
+# without a type compares with an INTEGER one only after a conversion no index serves).
+_TYPES = {"seq": "INTEGER", "occurred_us": "INTEGER"}
 SCHEMA = (
     "CREATE TABLE meta (version INTEGER NOT NULL)",
     # Every record of the tenant with seq < next_seq is in the index; last_leaf is the leaf
@@ -45,7 +48,9 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     # The searchable columns, copied from the events table: compact rows that the indexes
     # below point into, and that counts (the console's charts) read instead of the events.
-    f"CREATE TABLE search_rows ({', '.join(_COLUMNS)}, PRIMARY KEY (tenant, seq)) WITHOUT ROWID",
+    "CREATE TABLE search_rows ("
+    + ", ".join(f"{name} {_TYPES.get(name, 'TEXT')}" for name in _COLUMNS)
+    + ", PRIMARY KEY (tenant, seq)) WITHOUT ROWID",
     # One index per filter of CONTRACT section 4, each ending in the result order, so that a
     # filtered page is read in order from one index and stops at the limit.
     "CREATE INDEX search_time ON search_rows (tenant, occurred_us, seq)",
@@ -77,7 +82,7 @@ SCHEMA = (
 
 # Records indexed per transaction: large enough that most index pages take many keys at
 # once, small enough that a rebuild of a large log shows progress and holds little memory.
-_PASS_ROWS = 50_000
+_PASS_ROWS = 100_000
 
 
 def index_path(log_path: str) -> str:
@@ -212,19 +217,22 @@ class SearchIndex:
             self._wake.clear()
             last = time.monotonic()
             try:
-                self.catch_up()
+                self.catch_up(whole=False)
             except Exception:
                 # The records stay searchable unindexed; the next commit tries again.
                 log.exception("indexing %s failed", self.path)
 
-    def catch_up(self) -> int:
-        """Index every committed record not yet indexed; how many were."""
+    def catch_up(self, *, whole: bool = True) -> int:
+        """Index every committed record not yet indexed; how many were. With ``whole``
+        false, the records committed while a pass ran are left to the next interval's pass
+        (unless the pass stopped at its size): many small passes cost far more than one
+        large one, each writing the index pages it touches."""
         total = 0
         with self._lock:
             while not self._closing.is_set() or self._thread is None:
                 done = self._pass()
                 total += done
-                if not done:
+                if not done or (not whole and done < _PASS_ROWS):
                     break
         return total
 
