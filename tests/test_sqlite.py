@@ -140,12 +140,12 @@ def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path
 
 def test_verify_reads_each_index_row_by_its_place(tmp_path: Path) -> None:
     """The search index's row of a record is found by (tenant, seq), not by a scan."""
-    from trailkeeper.store.sqlite import _VERIFY_ROWS
+    from trailkeeper.store.sqlite import _INDEX_DIFFERENCE
 
     with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
         log.record("acme", **LOGIN)
         reader = log.store._reader()  # type: ignore[attr-defined]
-        plan = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + _VERIFY_ROWS, (1, "acme", 0, 1))]
+        plan = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + _INDEX_DIFFERENCE, ("acme", 0, 1))]
     assert "SEARCH x USING PRIMARY KEY (tenant=? AND seq=?) LEFT-JOIN" in plan, plan
 
 

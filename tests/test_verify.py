@@ -271,7 +271,7 @@ def test_a_record_missing_from_the_search_index_is_a_changed_record(db: Path) ->
     execute(Path(f"{db}.index"), "DELETE FROM search_rows WHERE tenant = ? AND seq = ?", TENANT, 17)
     report = verify(db)
     assert_finding(report, Problem.CHANGED_RECORD, 17)
-    assert "search index lacks" in (report.message or "")
+    assert "missing from the search index" in (report.message or "")
 
 
 def test_a_deleted_search_index_is_rebuilt_and_the_log_stays_intact(db: Path) -> None:

@@ -186,9 +186,7 @@ class Store(ABC):
         """The rows with ``start <= seq < end``, in seq order and in batches, as verification
         reads them: ``(seq, body, leaf_hash, columns)``. ``columns`` is the compact JSON text
         (no spaces) of the array ``[seq, tenant, *the searchable columns]``, in the order of
-        ``store.sql.INDEX_COLUMN_NAMES``, or None when a column holds what JSON cannot. A
-        store that keeps the columns twice (in a derived search index too) gives a column
-        whose two copies differ as the pair ``[first, second]``.
+        ``store.sql.INDEX_COLUMN_NAMES``, or None when a column holds what JSON cannot.
 
         One text per row lets the caller check every column of a batch with one comparison
         instead of one Python object per column. This default reads :meth:`leaves`; a backend
@@ -222,6 +220,18 @@ class Store(ABC):
     def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
         """``(seq, type, id)`` of every target row of the records with ``start <= seq < end``,
         as target searches read them (verify compares them with the bodies)."""
+
+    def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]] | None:
+        """For a store that keeps a derived copy of the searchable columns (a search index
+        filled after the commit): the seq ``stop`` up to which that copy holds every record
+        of ``start <= seq < end``, and its columns of those records in seq order, each as
+        :meth:`verify_rows` gives them. None (the default) for a store without such a copy."""
+        return None
+
+    def index_difference(self, tenant: str, start: int, end: int) -> tuple[int, str] | None:
+        """The first record of ``start <= seq < end`` whose copy in the derived search index
+        differs from its columns, and how; None when none does."""
+        return None
 
     def targets_stored_below(self, tenant: str) -> int | None:
         """The seq below which every record's target rows are stored; None when every

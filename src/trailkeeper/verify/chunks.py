@@ -64,6 +64,10 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
     # The bound is read first: the target rows read after it hold at least those below it.
     stored_below = store.targets_stored_below(tenant)
     rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end), stored_below)
+    rows.judge_index(
+        store.indexed_columns(tenant, chunk.start, chunk.end),
+        lambda stop: store.index_difference(tenant, chunk.start, stop),
+    )
     leaves = rows.leaves
     nodes: list[bytes] = []
     stored_nodes: dict[int, bytes] = {}
