@@ -21,6 +21,17 @@ def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     assert sqlite3.connect(tmp_path / "a.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_options_in_the_url_name_no_file(tmp_path: Path) -> None:
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
+        log.record("acme", **LOGIN)
+        log.checkpoint("acme")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+        "a.db",
+        "a.db.index",
+        "a.db.keys",
+    ]
+
+
 def test_signing_keys_live_beside_the_database_with_mode_0600(tmp_path: Path) -> None:
     with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
         log.record("acme", **LOGIN)

@@ -119,7 +119,7 @@ def _key_directory(url: str, key_dir: str | os.PathLike[str] | None) -> Path | N
     if chosen:
         return Path(chosen)
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
+        path = url[len("sqlite:///") :].partition("?")[0]  # without the URL's options
         if path == ":memory:":
             return None
         return Path(path + ".keys")

@@ -195,8 +195,10 @@ class SQLiteStore(Store):
         # "inline": the writer indexes each commit itself before acknowledging it (every
         # search then reads through the index); "background": a thread of the index does.
         self._index_inline = index == "inline"
-        self._index_path = index_path(path)
-        self.search_index = SearchIndex(self._index_path, path, background=not self._index_inline)
+        # Absolute, as the log's own URI is: every connection attaches the same file.
+        absolute = str(Path(path).absolute())
+        self._index_path = index_path(absolute)
+        self.search_index = SearchIndex(self._index_path, absolute, background=not self._index_inline)
 
     # -- connections ----------------------------------------------------------------------
     def _connect(self, *, attach_index: bool = False) -> sqlite3.Connection:
