@@ -149,6 +149,23 @@ def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path
     assert "events_actor" not in tables
 
 
+def test_the_background_thread_indexes_what_was_committed(tmp_path: Path) -> None:
+    import time
+
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        log.record_many(
+            "acme", [dict(LOGIN, targets=[{"type": "deal", "id": f"deal-{i}"}]) for i in range(40)]
+        )
+        deadline = time.monotonic() + 30
+        while log.store.targets_stored_below("acme") < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.store.targets_stored_below("acme") == 40
+        page = PageQuery("acme", parse_query("target:deal-7"), "desc", 10, None, None)
+        [statement] = log.store.explain(page)  # type: ignore[attr-defined]
+        assert any(step.startswith("SEARCH t USING PRIMARY KEY") for step in statement), statement
+        assert [r["seq"] for r in log.search("acme", "target:deal-7").events] == [7]
+
+
 def test_verify_reads_each_index_row_by_its_place(tmp_path: Path) -> None:
     """The search index's row of a record is found by (tenant, seq), not by a scan."""
     from trailkeeper.store.sqlite import _INDEX_DIFFERENCE
