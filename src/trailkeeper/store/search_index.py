@@ -26,6 +26,8 @@ import sqlite3
 import threading
 import time
 
+import msgspec
+
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 
 log = logging.getLogger("trailkeeper")
@@ -144,16 +146,36 @@ _INSERT_ROWS = (
     f"SELECT {', '.join(_COLUMNS)} FROM log.events WHERE tenant = ? AND seq >= ? AND seq < ?"
 )
 # The targets, from the bodies that name any. Every guard is needed: a body changed by hand
-# (which verify reports) must not stop the index, only lose its targets.
+# (which verify reports) must not stop the index, only lose its targets. SQLite's JSON
+# functions end a string at an escaped NUL (\u0000): the few bodies that hold one are read
+# in Python instead (_NUL_BODIES).
 _BODY = "CAST(e.body AS TEXT)"
+_HAS_TARGETS = "instr(e.body, '\"targets\":') > 0"
+_HAS_NUL = "instr(e.body, '\\u0000') > 0"
 _INSERT_TARGETS = (
     "INSERT OR IGNORE INTO event_targets (tenant, id, seq, type) "
     "SELECT e.tenant, json_extract(j.value, '$.id'), e.seq, json_extract(j.value, '$.type') "
     f"FROM log.events e, json_each({_BODY}, '$.targets') j "
-    "WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? AND instr(e.body, '\"targets\":') > 0 "
+    f"WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? AND {_HAS_TARGETS} AND NOT {_HAS_NUL} "
     f"AND json_valid({_BODY}) AND json_type({_BODY}, '$.targets') = 'array' "
     "AND json_type(j.value, '$.id') = 'text' AND json_type(j.value, '$.type') = 'text'"
 )
+_NUL_BODIES = (
+    "SELECT e.seq, e.body FROM log.events e "
+    f"WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? AND {_HAS_TARGETS} AND {_HAS_NUL}"
+)
+
+
+class _Target(msgspec.Struct):
+    type: str
+    id: str
+
+
+class _Targets(msgspec.Struct):
+    targets: list[_Target] = []
+
+
+_decode_targets = msgspec.json.Decoder(_Targets).decode
 
 
 class SearchIndex:
@@ -268,6 +290,15 @@ class SearchIndex:
     def _index_range(conn: sqlite3.Connection, tenant: str, start: int, end: int) -> None:
         conn.execute(_INSERT_ROWS, (tenant, start, end))
         conn.execute(_INSERT_TARGETS, (tenant, start, end))
+        for seq, body in conn.execute(_NUL_BODIES, (tenant, start, end)).fetchall():
+            try:
+                named = _decode_targets(body).targets
+            except (msgspec.DecodeError, TypeError):
+                continue  # a body changed by hand (verify reports it): no targets
+            conn.executemany(
+                "INSERT OR IGNORE INTO event_targets (tenant, id, seq, type) VALUES (?, ?, ?, ?)",
+                [(tenant, target.id, seq, target.type) for target in named],
+            )
         conn.execute(
             "INSERT INTO watermarks (tenant, next_seq, last_leaf) "
             "VALUES (?, ?, (SELECT leaf_hash FROM log.events WHERE tenant = ? AND seq = ?)) "
