@@ -187,6 +187,20 @@ def test_target_ids_of_any_text_are_indexed_and_found_as_written(tmp_path: Path,
             assert [r["seq"] for r in log.search("acme", target=target).events] == [seq]
 
 
+@pytest.mark.parametrize("body", ["not json", '{"targets": {"a": "b"}}', '{"targets": ["x", 1]}'])
+def test_a_body_changed_by_hand_does_not_fail_a_search_of_unindexed_records(
+    tmp_path: Path, body: str
+) -> None:
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        log.store.search_index.pause()  # type: ignore[attr-defined]
+        log.record_many("acme", [dict(LOGIN, targets=[{"type": "deal", "id": "deal-1"}])] * 3)
+        conn = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+        conn.execute("UPDATE events SET body = CAST(? AS BLOB) WHERE seq = 1", (body,))
+        conn.close()
+        assert [r["seq"] for r in log.search("acme", "target:deal-1").events] == [2, 0]
+        assert log.stats("acme", "-target:deal-1", group_by="actor")["total"] == 1
+
+
 def test_verify_reads_each_index_row_by_its_place(tmp_path: Path) -> None:
     """The search index's row of a record is found by (tenant, seq), not by a scan."""
     from trailkeeper.store.sqlite import _INDEX_DIFFERENCE

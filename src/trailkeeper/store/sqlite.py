@@ -86,8 +86,13 @@ def _unindexed(watermark: int, first_row: int) -> Source:
         rows="events e",
         record="e",
         targets=None,
-        body_targets="EXISTS (SELECT 1 FROM json_each(CAST(e.body AS TEXT), '$.targets') j WHERE {match})",
-        body_target="json_extract(j.value, '$.{name}')",
+        # A body changed by hand into something else than JSON, or with targets of another
+        # shape, matches no target (verify reports it) rather than failing the search.
+        body_targets=(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(CAST(e.body AS TEXT)) "
+            "THEN CAST(e.body AS TEXT) END, '$.targets') j WHERE {match})"
+        ),
+        body_target="json_extract(CASE WHEN j.type = 'object' THEN j.value END, '$.{name}')",
         text_clause=(
             f"e.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid >= {int(first_row)})"
         ),
