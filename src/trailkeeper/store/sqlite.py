@@ -648,16 +648,17 @@ class SQLiteStore(Store):
         counts: dict[Any, int] = {}
         conn.execute("BEGIN")
         try:
+            # The indexed records and the unindexed ones, counted apart and added up.
             watermark = _watermark(conn, tenant)
             sources = []
             if watermark > 0:
                 indexed = INDEXED if filter.text else INDEXED_COLUMNS
-                sources.append((dataclasses.replace(indexed, below_seq=watermark), filter))
+                sources.append(dataclasses.replace(indexed, below_seq=watermark))
             unindexed = _unindexed_source(conn, tenant, watermark)
             if unindexed is not None:
-                sources.append((unindexed, filter))
-            for source, part in sources:
-                for key, n in conn.execute(*count_sql(part, tenant, group_by, DIALECT, source)):
+                sources.append(unindexed)
+            for source in sources:
+                for key, n in conn.execute(*count_sql(filter, tenant, group_by, DIALECT, source)):
                     counts[key] = counts.get(key, 0) + int(n)
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc):
