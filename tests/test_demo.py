@@ -362,3 +362,12 @@ def test_writing_the_demo_twice_into_an_audit_log_stores_it_once(tmp_path: Path)
         query = f"action:auth.login.failed ip:{facts.brute_force_ip}"
         burst = log.search("demo", query, limit=1000).events
         assert len(burst) == facts.brute_force_count
+
+
+def test_writing_the_demo_puts_the_collector_thresholds_back(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with AuditLog.open(f"sqlite:///{tmp_path}/demo.db") as log:
+        write_demo(log, events=MIN_EVENTS)
+    assert gc.get_threshold() == before

@@ -4,6 +4,8 @@ which stores them in batches.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import itertools
 import random
@@ -99,8 +101,24 @@ def write_demo(
             if progress is not None:
                 progress(written)
 
-    while batch := list(itertools.islice(stream, BATCH_SIZE)):
-        queued.append((log.record_later(tenant, batch), len(batch)))
-        settle(IN_FLIGHT)
-    settle(0)
+    with _rare_collections():
+        while batch := list(itertools.islice(stream, BATCH_SIZE)):
+            queued.append((log.record_later(tenant, batch), len(batch)))
+            settle(IN_FLIGHT)
+        settle(0)
     return replace(facts, tenant=tenant)
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often while the demo is written. Rendering and validating
+    allocate millions of short-lived containers, none of them in a cycle, and at the default
+    thresholds the collector ran often enough, each time over every batch in flight, to take
+    about a tenth of the time (measured: 400,000 events in 20.3-22.0 s instead of 24.3-26.8).
+    The thresholds are the process's: they are put back after."""
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
