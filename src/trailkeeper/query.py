@@ -127,12 +127,15 @@ def _tighter(a: int | None, b: int | None, pick: Callable[[int, int], int]) -> i
 
 # --- Times -----------------------------------------------------------------------------------
 
-_US_PER_SECOND = 1_000_000
-_US_PER_DAY = 86_400 * _US_PER_SECOND
+# Microseconds, the unit of every time the log stores and compares.
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # Bounds stay within what format_time can print (years 0001-9999, UTC).
-_MIN_US = (date.min.toordinal() - _EPOCH_ORDINAL) * _US_PER_DAY
-_MAX_US = (date.max.toordinal() + 1 - _EPOCH_ORDINAL) * _US_PER_DAY - 1
+_MIN_US = (date.min.toordinal() - _EPOCH_ORDINAL) * DAY_US
+_MAX_US = (date.max.toordinal() + 1 - _EPOCH_ORDINAL) * DAY_US - 1
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 # RFC 3339 section 5.6 date-time, with the offset left optional here only so that a missing
@@ -169,7 +172,7 @@ def _epoch_us(value: str) -> int:
         ordinal = date(int(day[1]), int(day[2]), int(day[3])).toordinal()
     except ValueError:
         raise _BadTime(f"{day[0]} is not a date on the calendar") from None
-    midnight_us = (ordinal - _EPOCH_ORDINAL) * _US_PER_DAY
+    midnight_us = (ordinal - _EPOCH_ORDINAL) * DAY_US
     if day.end() == len(value):
         return midnight_us
     clock = _TIME_OF_DAY.fullmatch(value, day.end())
@@ -183,8 +186,8 @@ def _epoch_us(value: str) -> int:
     if clock[5] is None:
         raise _BadTime("a time needs its offset: add 'Z' for UTC, or '+HH:MM'")
     fraction_us = int((clock[4] or "")[:6].ljust(6, "0"))
-    utc_us = midnight_us + ((hour * 60 + minute) * 60 + second) * _US_PER_SECOND + fraction_us
-    utc_us -= _offset_minutes(clock[5]) * 60 * _US_PER_SECOND
+    utc_us = midnight_us + ((hour * 60 + minute) * 60 + second) * SECOND_US + fraction_us
+    utc_us -= _offset_minutes(clock[5]) * 60 * SECOND_US
     if not _MIN_US <= utc_us <= _MAX_US:
         raise _BadTime(f"{_show(value)} falls outside the years 0001-9999 in UTC")
     return utc_us
@@ -206,8 +209,8 @@ def format_time(us: int) -> str:
     """Microseconds since the epoch as stored: UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
     if not _MIN_US <= us <= _MAX_US:
         raise ValueError(f"{us} microseconds since the epoch is outside the years 0001-9999")
-    days, day_us = divmod(us, _US_PER_DAY)
-    seconds, micros = divmod(day_us, _US_PER_SECOND)
+    days, day_us = divmod(us, DAY_US)
+    seconds, micros = divmod(day_us, SECOND_US)
     minutes, second = divmod(seconds, 60)
     hour, minute = divmod(minutes, 60)
     day = date.fromordinal(days + _EPOCH_ORDINAL)
@@ -217,9 +220,9 @@ def format_time(us: int) -> str:
 def _describe_time(us: int) -> str:
     """The shortest exact form of a bound: a date at midnight, whole seconds without fraction."""
     text = format_time(us)
-    if us % _US_PER_DAY == 0:
+    if us % DAY_US == 0:
         return text[:10]
-    if us % _US_PER_SECOND == 0:
+    if us % SECOND_US == 0:
         return text[:19] + "Z"
     return text
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trailkeeper import AuditLog
-from trailkeeper.query import parse_time
-from trailkeeper.web.search import HOUR_US, MINUTE_US, SearchForm, resolve
+from trailkeeper.query import HOUR_US, MINUTE_US, parse_time
+from trailkeeper.web.search import SearchForm, resolve
 
 NOW = parse_time("2026-11-29T12:00:00Z", "now")
 

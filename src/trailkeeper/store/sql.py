@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeeper.events import time_us as time_us  # re-exported: stores and verify read it here
-from trailkeeper.query import Filter, Term
+from trailkeeper.query import DAY_US, HOUR_US, Filter, Term
 from trailkeeper.store.base import PageQuery
 
 # Search fields (CONTRACT section 5) to the events table's columns.
@@ -36,8 +36,6 @@ PARTIAL_INDEXES = {
     "actor_type": (("user", "agent"), "e.actor_type NOT IN ('user', 'agent')"),
 }
 
-HOUR_US = 3_600_000_000
-DAY_US = 24 * HOUR_US
 GROUP_EXPRESSIONS = {
     "category": "e.category",
     "action": "e.action",

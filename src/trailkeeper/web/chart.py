@@ -25,12 +25,9 @@ from typing import Final
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.events import CATEGORIES, OUTCOMES
-from trailkeeper.query import Filter, Term, describe, parse_time
+from trailkeeper.query import DAY_US, HOUR_US, MINUTE_US, Filter, Term, describe, parse_time
 from trailkeeper.store.base import Record
 
-MINUTE_US: Final = 60_000_000
-HOUR_US: Final = 60 * MINUTE_US
-DAY_US: Final = 24 * HOUR_US
 WEEK_US: Final = 7 * DAY_US
 # 1970-01-01 was a Thursday: Mondays fall 4 days after the epoch, modulo a week.
 _MONDAY_US: Final = 4 * DAY_US

@@ -17,11 +17,7 @@ from urllib.parse import urlencode
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.errors import InvalidArgument, QueryError
-from trailkeeper.query import Filter, format_time
-
-MINUTE_US: Final = 60_000_000
-HOUR_US: Final = 60 * MINUTE_US
-DAY_US: Final = 24 * HOUR_US
+from trailkeeper.query import DAY_US, HOUR_US, MINUTE_US, Filter, format_time
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from trailkeeper.query import parse_time
+from trailkeeper.query import DAY_US, HOUR_US, MINUTE_US, SECOND_US, parse_time
 from trailkeeper.store.base import Record
-
-SECOND_US: Final = 1_000_000
-MINUTE_US: Final = 60 * SECOND_US
-HOUR_US: Final = 60 * MINUTE_US
-DAY_US: Final = 24 * HOUR_US
 
 
 @dataclass(frozen=True)
