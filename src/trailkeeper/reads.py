@@ -9,10 +9,13 @@ log as it was when the walk began.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
+
+from starlette.requests import HTTPConnection
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.canonical import MAX_SAFE_INTEGER
@@ -21,6 +24,8 @@ from trailkeeper.store.base import ApiKey, Appended
 
 READ = "audit.log.read"
 EXPORTED = "audit.log.exported"
+# The user agent a read records is kept up to this length.
+_MAX_AGENT = 2048
 
 log = logging.getLogger("trailkeeper.reads")
 
@@ -103,3 +108,16 @@ def _report_failure(future: Future[list[Appended]]) -> None:
     exc = future.exception()
     if exc is not None:
         log.error("the record of a read was not stored: %s", exc)
+
+
+def reader_address(connection: HTTPConnection) -> tuple[str | None, str | None]:
+    """Where a read came from, as the events recording it say: the peer's IP address, when
+    the peer is one (it can be a name, from a test client, or a Unix socket: an event's
+    ``context.ip`` must be an address), and its user agent, clipped."""
+    host = connection.client.host if connection.client else None
+    try:
+        ip = str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        ip = None
+    agent = connection.headers.get("user-agent")
+    return ip, agent[:_MAX_AGENT] if agent else None

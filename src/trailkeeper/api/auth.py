@@ -6,7 +6,6 @@ tenant's data is out of reach by construction, and the routes answer 404 for it.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from trailkeeper.api.errors import Forbidden, Unauthorized
 from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.events import now_text
+from trailkeeper.reads import reader_address
 from trailkeeper.store.base import ApiKey
 
 WRITE = "events:write"
@@ -108,21 +108,6 @@ class Authenticator:
                 self._limiter.check(key.id)
             if not has_scope(key, scope):
                 raise Forbidden(scope)
-            return Caller(key, _client_ip(request), _user_agent(request))
+            return Caller(key, *reader_address(request))
 
         return caller
-
-
-def _client_ip(request: Request) -> str | None:
-    host = request.client.host if request.client else None
-    if host is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
-
-
-def _user_agent(request: Request) -> str | None:
-    agent = request.headers.get("user-agent")
-    return agent[:2048] if agent else None

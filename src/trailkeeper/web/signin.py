@@ -7,7 +7,6 @@ one, and the next page goes back to the sign-in form.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.errors import TrailkeeperError
+from trailkeeper.reads import reader_address
 from trailkeeper.store.base import ApiKey
 from trailkeeper.web.render import Templates, security_headers
 from trailkeeper.web.session import (
@@ -85,8 +85,7 @@ class SignIn:
         key = next((k for k in keys if k.id == session.key_id), None)
         if key is None or key.revoked_at is not None or key.tenant != session.tenant or not can_read(key):
             return None
-        agent = request.headers.get("user-agent")
-        return Viewer(session, key, client_ip(request), agent[:2048] if agent else None)
+        return Viewer(session, key, *reader_address(request))
 
     def redirect(self, request: Request) -> Response:
         """To the sign-in form, coming back here after; an ended session's cookie is dropped."""
@@ -169,16 +168,6 @@ class SignIn:
         response = see_other("/login?notice=signed-out")
         clear_cookie(response, request, SESSION_COOKIE)
         return response
-
-
-def client_ip(request: Request) -> str | None:
-    """The peer's address, when it is one: an event's context.ip must be an IP address, and
-    a peer can be a name (a test client) or a Unix socket."""
-    host = request.client.host if request.client else None
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None
 
 
 def safe_next(value: str | None) -> str:
