@@ -345,6 +345,10 @@ class AuditLog:
 
     def checkpoint(self, tenant: str) -> str:
         """The latest signed checkpoint, covering every event committed so far."""
+        return self.signed_checkpoint(tenant).note
+
+    def signed_checkpoint(self, tenant: str) -> StoredCheckpoint:
+        """As :meth:`checkpoint`, with when it was signed."""
         check_tenant(tenant)
         latest = self.store.latest_checkpoint(tenant)
         if latest is None or latest.tree_size < self.store.tree_size(tenant):
@@ -356,7 +360,7 @@ class AuditLog:
             latest = self.store.latest_checkpoint(tenant)
         if latest is None:
             raise NotFound(f"tenant {tenant!r} has no checkpoint")
-        return latest.note
+        return latest
 
     def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
         check_tenant(tenant)

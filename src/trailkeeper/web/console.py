@@ -352,9 +352,10 @@ class Console:
 
     def _integrity(self, viewer: Viewer) -> Response:
         tenant = viewer.tenant
-        note = self.log.checkpoint(tenant)
+        # The note and the time it was signed, read together: another may be signed meanwhile.
+        signed = self.log.signed_checkpoint(tenant)
+        note = signed.note
         public_key = self.log.public_key(tenant)
-        stored = self.log.store.latest_checkpoint(tenant)
         signature_problem = None
         checkpoint = None
         verifier = None
@@ -375,7 +376,7 @@ class Console:
             **self._base(viewer, "integrity"),
             "note": note,
             "checkpoint": checkpoint,
-            "signed_at": stored.created_at if stored is not None else None,
+            "signed_at": signed.created_at,
             "public_key": public_key.strip(),
             "key_id": verifier.key_id if verifier else None,
             "signature_problem": signature_problem,
