@@ -623,8 +623,7 @@ class SQLiteStore(Store):
         statements = []
         watermark = _watermark(conn, query.tenant)
         if watermark > 0:
-            below = watermark if query.below_seq is None else min(watermark, query.below_seq)
-            statements.append(self._page_sql(conn, dataclasses.replace(query, below_seq=below), INDEXED))
+            statements.append(self._page_sql(conn, query, dataclasses.replace(INDEXED, below_seq=watermark)))
         unindexed = _unindexed_source(conn, query.tenant, watermark)
         if unindexed is not None:
             # The unindexed records are few: their matches are found and sorted.
