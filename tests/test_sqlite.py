@@ -107,6 +107,8 @@ def test_records_not_indexed_yet_are_read_from_the_newest_on(tmp_path: Path) -> 
         page = PageQuery("acme", parse_query("actor:u renewal"), "desc", 100, None, None)
         indexed, unindexed = log.store.explain(page)  # type: ignore[attr-defined]
         assert [r["seq"] for r in log.search("acme", "actor:u", limit=7).events] == list(range(304, 297, -1))
+        # Counts add the indexed records and the newer ones up.
+        assert log.stats("acme", "actor:u", group_by="actor")["counts"] == [{"key": "u", "count": 305}]
     assert any(step.startswith("SEARCH e USING") for step in indexed), indexed
     assert not any(step == "SCAN e" or step.startswith("SCAN e ") for step in unindexed), unindexed
     assert any("events_seq (tenant=? AND seq>?)" in step for step in unindexed), unindexed

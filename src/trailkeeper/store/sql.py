@@ -227,17 +227,28 @@ def page_sql(
 
 
 def count_sql(
-    query_filter: Filter, tenant: str, group_by: str, dialect: Dialect, source: Source = TABLE
+    query_filter: Filter,
+    tenant: str,
+    group_by: str,
+    dialect: Dialect,
+    sources: tuple[Source, ...] = (TABLE,),
 ) -> tuple[str, list[Any]]:
-    clause, params = where(query_filter, tenant, dialect, source=source)
+    """Counts by ``group_by`` of the matching rows, of every source added up."""
     expression = GROUP_EXPRESSIONS[group_by]
+    parts: list[str] = []
+    params: list[Any] = []
+    for source in sources:
+        clause, values = where(query_filter, tenant, dialect, source=source)
+        parts.append(
+            f"SELECT {expression} AS bucket, count(*) AS n FROM {source.rows} WHERE {clause} GROUP BY bucket"
+        )
+        params += values
+    rows = parts[0]
+    if len(parts) > 1:
+        rows = f"SELECT bucket, sum(n) AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY bucket"
     # Time buckets read best in time order; the other groups, largest first.
-    ordering = "bucket" if group_by in ("hour", "day") else "count(*) DESC, bucket"
-    sql = (
-        f"SELECT {expression} AS bucket, count(*) FROM {source.rows} WHERE {clause} "
-        f"GROUP BY bucket ORDER BY {ordering}"
-    )
-    return sql, params
+    ordering = "bucket" if group_by in ("hour", "day") else "n DESC, bucket"
+    return f"{rows} ORDER BY {ordering}", params
 
 
 def search_text(record: dict[str, Any]) -> str:

@@ -644,7 +644,6 @@ class SQLiteStore(Store):
     def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
         filter = self._unpurged(tenant, filter)
         conn = self._reader()
-        counts: dict[Any, int] = {}
         conn.execute("BEGIN")
         try:
             # The indexed records and the unindexed ones, counted apart and added up.
@@ -656,20 +655,18 @@ class SQLiteStore(Store):
             unindexed = _unindexed_source(conn, tenant, watermark)
             if unindexed is not None:
                 sources.append(unindexed)
-            for source in sources:
-                for key, n in conn.execute(*count_sql(filter, tenant, group_by, DIALECT, source)):
-                    counts[key] = counts.get(key, 0) + int(n)
+            rows = (
+                conn.execute(*count_sql(filter, tenant, group_by, DIALECT, tuple(sources))).fetchall()
+                if sources
+                else []
+            )
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc):
                 raise InvalidArgument("q", f"text search: {exc}") from None
             raise
         finally:
             conn.execute("COMMIT")
-        if group_by in ("hour", "day"):
-            ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0]))
-        else:
-            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0] is not None, str(item[0])))
-        return [(None if key is None else str(key), n) for key, n in ordered]
+        return [(None if key is None else str(key), int(n)) for key, n in rows]
 
     def since_seq(self, tenant: str, seq: int, limit: int) -> list[Record]:
         rows = self._reader().execute(
