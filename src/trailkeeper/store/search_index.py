@@ -239,22 +239,25 @@ class SearchIndex:
             self._wake.clear()
             last = time.monotonic()
             try:
-                self.catch_up(whole=False)
+                self._index(background=True)
             except Exception:
                 # The records stay searchable unindexed; the next commit tries again.
                 log.exception("indexing %s failed", self.path)
 
-    def catch_up(self, *, whole: bool = True) -> int:
-        """Index every committed record not yet indexed; how many were. With ``whole``
-        false, the records committed while a pass ran are left to the next interval's pass
-        (unless the pass stopped at its size): many small passes cost far more than one
-        large one, each writing the index pages it touches."""
+    def catch_up(self) -> int:
+        """Index every committed record not yet indexed; how many were."""
+        return self._index(background=False)
+
+    def _index(self, *, background: bool) -> int:
+        """Passes until nothing is left. In the background, the records committed while a
+        pass ran are left to the next interval's pass (unless the pass stopped at its size):
+        many small passes cost far more than one large one, each writing the index pages it
+        touches; and a pause stops the passes."""
         total = 0
         with self._lock:
-            while not self._closing.is_set() or self._thread is None:
-                done = self._pass()
+            while done := self._pass():
                 total += done
-                if not done or (not whole and done < _PASS_ROWS):
+                if background and (done < _PASS_ROWS or self._closing.is_set()):
                     break
         return total
 
