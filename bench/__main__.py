@@ -86,7 +86,7 @@ def ingest(workdir: Path, events: int, producers: int, queued: int = 0) -> tuple
     # The search index catches up in the background: searches see every record at once, but
     # read the unindexed ones by scanning; the log is fully indexed when its watermark
     # reaches the tree size.
-    while log.store.targets_stored_below("bench") < events:  # type: ignore[attr-defined]
+    while log.store.indexed_below("bench") < events:  # type: ignore[attr-defined]
         time.sleep(0.01)
     indexed = time.perf_counter() - started
     commits = log._writer.commits

@@ -143,7 +143,7 @@ def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path
     with AuditLog.open(f"sqlite:///{path}?index=inline") as log:
         assert log.store.schema_version() == LATEST
         log.store.search_index.catch_up()  # type: ignore[attr-defined]
-        assert log.store.targets_stored_below("acme") == 1
+        assert log.store.indexed_below("acme") == 1  # type: ignore[attr-defined]
         assert [r["id"] for r in log.search("acme", "target:deal-9 actor:u").events] == [record["id"]]
         assert log.verify("acme").intact
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
@@ -159,9 +159,9 @@ def test_the_background_thread_indexes_what_was_committed(tmp_path: Path) -> Non
             "acme", [dict(LOGIN, targets=[{"type": "deal", "id": f"deal-{i}"}]) for i in range(40)]
         )
         deadline = time.monotonic() + 30
-        while log.store.targets_stored_below("acme") < 40 and time.monotonic() < deadline:
+        while log.store.indexed_below("acme") < 40 and time.monotonic() < deadline:  # type: ignore[attr-defined]
             time.sleep(0.05)
-        assert log.store.targets_stored_below("acme") == 40
+        assert log.store.indexed_below("acme") == 40  # type: ignore[attr-defined]
         page = PageQuery("acme", parse_query("target:deal-7"), "desc", 10, None, None)
         [statement] = log.store.explain(page)  # type: ignore[attr-defined]
         assert any(step.startswith("SEARCH t USING PRIMARY KEY") for step in statement), statement

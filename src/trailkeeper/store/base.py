@@ -222,22 +222,17 @@ class Store(ABC):
         as target searches read them (verify compares them with the bodies)."""
 
     def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]] | None:
-        """For a store that keeps a derived copy of the searchable columns (a search index
-        filled after the commit): the seq ``stop`` up to which that copy holds every record
-        of ``start <= seq < end``, and its columns of those records in seq order, each as
-        :meth:`verify_rows` gives them. None (the default) for a store without such a copy."""
+        """For a store that keeps a derived copy of the searchable columns and the target
+        rows (a search index filled after the commit): the seq ``stop`` up to which that copy
+        holds every record of ``start <= seq < end``, and its columns of those records in seq
+        order, each as :meth:`verify_rows` gives them; the records from ``stop`` on have no
+        target rows yet (searches read theirs from the bodies). None (the default) for a
+        store without such a copy, whose target rows are written with the records."""
         return None
 
     def index_difference(self, tenant: str, start: int, end: int) -> tuple[int, str] | None:
         """The first record of ``start <= seq < end`` whose copy in the derived search index
         differs from its columns, and how; None when none does."""
-        return None
-
-    def targets_stored_below(self, tenant: str) -> int | None:
-        """The seq below which every record's target rows are stored; None when every
-        record's are, as they are written with the record. A store that indexes targets
-        after the commit (the SQLite store's derived index) says how far it has come, and
-        searches read the targets of the newer records from their bodies."""
         return None
 
     def shared_url(self) -> str | None:

@@ -453,7 +453,8 @@ class SQLiteStore(Store):
         )
         return rows
 
-    def targets_stored_below(self, tenant: str) -> int:
+    def indexed_below(self, tenant: str) -> int:
+        """The search index holds every record of the tenant below this seq."""
         return _watermark(self._reader(), tenant)
 
     def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]]:

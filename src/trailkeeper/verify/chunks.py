@@ -61,13 +61,12 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
         close_rows(batches)
     rows.missing_until(chunk.end)
     rows.judge_bodiless(store.removed_before(tenant))
-    # The bound is read first: the target rows read after it hold at least those below it.
-    stored_below = store.targets_stored_below(tenant)
+    # A derived search index is read first: the target rows read after it hold at least
+    # those of the records it held then, below its stop.
+    indexed = store.indexed_columns(tenant, chunk.start, chunk.end)
+    stored_below = indexed[0] if indexed is not None else None
     rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end), stored_below)
-    rows.judge_index(
-        store.indexed_columns(tenant, chunk.start, chunk.end),
-        lambda stop: store.index_difference(tenant, chunk.start, stop),
-    )
+    rows.judge_index(indexed, lambda stop: store.index_difference(tenant, chunk.start, stop))
     leaves = rows.leaves
     nodes: list[bytes] = []
     stored_nodes: dict[int, bytes] = {}
