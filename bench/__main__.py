@@ -144,7 +144,7 @@ def raw_floor(
     )
     import json
 
-    elapsed = 0.0
+    log_elapsed = index_elapsed = 0.0
     for start in range(0, events, per_commit):
         rows = src.execute(
             f"SELECT {', '.join(columns)} FROM events "
@@ -152,13 +152,11 @@ def raw_floor(
             (start, start + per_commit),
         ).fetchall()
         texts = [(row[0], search_text(json.loads(row[columns.index("body")]))) for row in rows]
-        begin = time.perf_counter()
-        conn.execute("BEGIN")
-        conn.executemany(insert, rows)
-        conn.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", [t for t in texts if t[1]])
-        conn.execute("COMMIT")
-        elapsed += time.perf_counter() - begin
-    log_elapsed, elapsed = elapsed, 0.0
+        log_elapsed += _timed_transaction(
+            conn,
+            (insert, rows),
+            ("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", [t for t in texts if t[1]]),
+        )
     for start in range(0, events, per_pass):
         rows = src.execute(
             f"SELECT {', '.join(search_columns)} FROM ix.search_rows "
@@ -170,16 +168,25 @@ def raw_floor(
             "WHERE tenant = 'bench' AND seq >= ? AND seq < ?",
             (start, start + per_pass),
         ).fetchall()
-        begin = time.perf_counter()
-        index.execute("BEGIN")
-        index.executemany(insert_search, rows)
-        index.executemany("INSERT INTO event_targets (tenant, id, seq, type) VALUES (?, ?, ?, ?)", targets)
-        index.execute("COMMIT")
-        elapsed += time.perf_counter() - begin
+        index_elapsed += _timed_transaction(
+            index,
+            (insert_search, rows),
+            ("INSERT INTO event_targets (tenant, id, seq, type) VALUES (?, ?, ?, ?)", targets),
+        )
     index.close()
     store.close()
     src.close()
-    return events / log_elapsed, events / elapsed
+    return events / log_elapsed, events / index_elapsed
+
+
+def _timed_transaction(conn: sqlite3.Connection, *inserts: tuple[str, list[Any]]) -> float:
+    """Seconds to run the inserts in one transaction, its commit included."""
+    begin = time.perf_counter()
+    conn.execute("BEGIN")
+    for statement, rows in inserts:
+        conn.executemany(statement, rows)
+    conn.execute("COMMIT")
+    return time.perf_counter() - begin
 
 
 def timed(call: Callable[[], Any], runs: int) -> list[float]:
