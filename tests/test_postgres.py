@@ -564,6 +564,44 @@ def test_escaped_text_keeps_order_and_comes_back_unchanged(a: str, b: str) -> No
     assert held_a.startswith(held_b) == a.startswith(b)
 
 
+def _decoded_tsvector(data: bytes) -> dict[str, list[int]]:
+    """PostgreSQL's binary tsvector read back: lexeme -> positions."""
+    count, at, out = int.from_bytes(data[:4], "big"), 4, {}
+    for _ in range(count):
+        end = data.index(b"\0", at)
+        lexeme, at = data[at:end].decode(), end + 1
+        n = int.from_bytes(data[at : at + 2], "big")
+        out[lexeme] = [int.from_bytes(data[at + 2 + 2 * i : at + 4 + 2 * i], "big") for i in range(n)]
+        at += 2 + 2 * n
+    assert at == len(data)
+    return out
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["deal", "Déal", "risk", "x", "état", "ß", "日本"]),
+            st.text(alphabet=st.sampled_from("ab\u00e9 .-"), max_size=12),
+            st.just("w" * 600),  # longer than a lexeme may be once more than 511 characters
+            st.just("é" * 1100),  # 2,200 bytes: refused
+        ),
+        max_size=40,
+    )
+)
+def test_a_tsvector_holds_each_word_once_with_its_places(parts: list[str]) -> None:
+    text = " ".join(parts)
+    expected: dict[str, list[int]] = {}
+    for position, word in enumerate(pg_store.words(text), start=1):
+        if len(word.encode()) >= 2048:
+            continue
+        places = expected.setdefault(word, [])
+        if len(places) < 256 and (not places or places[-1] < 16383):
+            places.append(min(position, 16383))
+    data = pg_store.tsvector_binary(text)
+    assert (_decoded_tsvector(data) if data is not None else {}) == expected
+
+
 def test_control_characters_in_searchable_fields_are_stored_exactly(log: AuditLog) -> None:
     actor = {"type": "user", "id": "a\x00b\x01c"}
     record = log.record(

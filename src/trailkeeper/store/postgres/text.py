@@ -59,23 +59,51 @@ def _fits(word: str) -> bool:
     return len(word) <= _SHORT_WORD or len(word.encode()) <= _MAX_LEXEME_BYTES
 
 
+# ASCII text, the usual case, is split into words by bytes.translate and bytes.split, both
+# C loops: letters lowered, digits kept, every other byte a space. Under Unicode rules the
+# same words as _WORD finds (its letters and digits in ASCII are these).
+_ASCII_WORDS = bytes(
+    c | 0x20 if 0x41 <= c <= 0x5A else c if 0x30 <= c <= 0x39 or 0x61 <= c <= 0x7A else 0x20
+    for c in range(256)
+)
+# A word's entry when it occurs once, by position: its NUL, a count of 1, the position.
+_ONCE = tuple(b"\0\0\1" + position.to_bytes(2, "big") for position in range(1, _MAX_POSITION + 1))
+
+
+def _lexemes(text: str) -> list[bytes]:
+    """words(text), UTF-8 encoded."""
+    if text.isascii():
+        return text.encode().translate(_ASCII_WORDS).split()
+    return "\0".join(words(text)).encode().split(b"\0") if text else []
+
+
 def tsvector_binary(text: str) -> bytes | None:
     """A record's search text as a ``tsvector`` in PostgreSQL's binary form (what COPY
     BINARY takes; quicker for the server to read than the text form): the count of
     lexemes, then each lexeme, NUL-terminated, with its count of positions and the
     positions, ascending, as 16-bit integers. Positions let a phrase match only its words
-    in order. None when there are no words."""
-    positions: dict[str, list[int]] = {}
-    for position, word in enumerate(words(text), start=1):
-        at = positions.setdefault(word, [])
+    in order. None when there are no words.
+
+    The writer makes one per record it appends, so the common shapes are taken apart by C
+    loops (map, join) rather than a Python statement per word."""
+    found = [lexeme for lexeme in _lexemes(text) if lexeme]
+    count = len(found)
+    if not count:
+        return None
+    if count <= _MAX_POSITION and len(set(found)) == count and max(map(len, found)) <= _MAX_LEXEME_BYTES:
+        return struct.pack("!i", count) + b"".join(map(bytes.__add__, found, _ONCE))
+    positions: dict[bytes, list[int]] = {}
+    for position, lexeme in enumerate(found, start=1):
+        at = positions.get(lexeme)
+        if at is None:
+            positions[lexeme] = [min(position, _MAX_POSITION)]
         # Positions stop at 16383 and each must be larger than the one before.
-        if len(at) < _MAX_POSITIONS and (not at or at[-1] < _MAX_POSITION):
+        elif len(at) < _MAX_POSITIONS and at[-1] < _MAX_POSITION:
             at.append(min(position, _MAX_POSITION))
-    check = len(text) > _SHORT_WORD  # else no word can be too long
     entries = [
-        word.encode() + b"\0" + struct.pack(f"!H{len(at)}H", len(at), *at)
-        for word, at in positions.items()
-        if not check or _fits(word)
+        lexeme + (_ONCE[at[0] - 1] if len(at) == 1 else b"\0" + struct.pack(f"!H{len(at)}H", len(at), *at))
+        for lexeme, at in positions.items()
+        if len(lexeme) <= _MAX_LEXEME_BYTES
     ]
     return struct.pack("!i", len(entries)) + b"".join(entries) if entries else None
 
