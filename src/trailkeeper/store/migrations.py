@@ -7,6 +7,12 @@ one transaction, so a failed upgrade leaves it as it was.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
+from trailkeeper.store.base import with_leaf_hash
+from trailkeeper.store.sql import search_text
+
 _V1 = (
     """CREATE TABLE heads (
         tenant TEXT PRIMARY KEY,
@@ -132,11 +138,38 @@ _V5 = (
     "DROP TABLE event_targets",
 )
 
+_V6 = (
+    # The full-text index moves to the search index file too: the writer stores each
+    # record's search text beside it (NULL when it has none, or once purged), and the
+    # index's thread tokenizes it after the commit. fill_search_text gives the records of
+    # an older file theirs.
+    "ALTER TABLE events ADD COLUMN text TEXT",
+    "DROP TABLE events_fts",
+)
+
 SQLITE_MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (4, _V4),
     (5, _V5),
+    (6, _V6),
 )
 LATEST = SQLITE_MIGRATIONS[-1][0]
+
+
+def fill_search_text(conn: sqlite3.Connection) -> None:
+    """Version 6's data: the search text of every record that still has its body."""
+    last = -1
+    while rows := conn.execute(
+        "SELECT row, body FROM events WHERE row > ? AND body IS NOT NULL ORDER BY row LIMIT 10000", (last,)
+    ).fetchall():
+        conn.executemany(
+            "UPDATE events SET text = ? WHERE row = ?",
+            [(search_text(with_leaf_hash(body, b"")) or None, row) for row, body in rows],
+        )
+        last = rows[-1][0]
+
+
+# Steps in Python that follow a version's statements, in the same transaction.
+SQLITE_DATA_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {6: fill_search_text}

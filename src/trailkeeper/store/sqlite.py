@@ -38,8 +38,8 @@ from trailkeeper.store.base import (
     VerifyRow,
     with_leaf_hash,
 )
-from trailkeeper.store.migrations import SQLITE_MIGRATIONS
-from trailkeeper.store.search_index import SearchIndex, index_path
+from trailkeeper.store.migrations import SQLITE_DATA_STEPS, SQLITE_MIGRATIONS
+from trailkeeper.store.search_index import TOKENIZE, SearchIndex, index_path
 from trailkeeper.store.sql import (
     COLUMNS,
     INDEX_COLUMN_NAMES,
@@ -62,7 +62,7 @@ def _fts_query(words: tuple[str, ...]) -> str:
 
 DIALECT = Dialect(
     placeholder="?",
-    text_clause="{record}.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)",
+    text_clause="{record}.row IN (SELECT rowid FROM ix.events_fts WHERE events_fts MATCH ?)",
     text_query=_fts_query,
     distinct="IS NOT",
 )
@@ -78,10 +78,10 @@ INDEXED = Source(
 INDEXED_COLUMNS = Source(rows="ix.search_rows e", record="e", targets="ix.event_targets")
 
 
-def _unindexed(watermark: int, first_row: int) -> Source:
+def _unindexed(watermark: int) -> Source:
     """The records at or above a tenant's watermark, from the events table: targets from
-    the bodies, and text matches only among rows from the first unindexed one on (row
-    numbers grow with seq), which FTS5 reads without visiting the older matches."""
+    the bodies, and text from the words of their search text in ``temp.tail_fts`` (see
+    :func:`_tokenize_tail`)."""
     return Source(
         rows="events e",
         record="e",
@@ -93,14 +93,12 @@ def _unindexed(watermark: int, first_row: int) -> Source:
             "THEN CAST(e.body AS TEXT) END, '$.targets') j WHERE {match})"
         ),
         body_target="json_extract(CASE WHEN j.type = 'object' THEN j.value END, '$.{name}')",
-        text_clause=(
-            f"e.row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid >= {int(first_row)})"
-        ),
+        text_clause="e.row IN (SELECT rowid FROM temp.tail_fts WHERE tail_fts MATCH ?)",
         min_seq=watermark,
     )
 
 
-_EVENT_COLUMNS = ("row", "tenant", "seq", "id", "leaf_hash", "body", *INDEX_COLUMN_NAMES)
+_EVENT_COLUMNS = ("row", "tenant", "seq", "id", "leaf_hash", "body", *INDEX_COLUMN_NAMES, "text")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
 # Rows per INSERT statement: well under SQLite's limit on bound parameters (32,766 by default).
 _ROWS_PER_STATEMENT = 500
@@ -246,6 +244,8 @@ class SQLiteStore(Store):
                     if version > current:
                         for statement in script:
                             conn.execute(statement)
+                        if version in SQLITE_DATA_STEPS:
+                            SQLITE_DATA_STEPS[version](conn)
                         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 conn.execute("COMMIT")
             except BaseException:
@@ -306,11 +306,15 @@ class SQLiteStore(Store):
                 self._row_id = None
                 raise
             self._edges.edges = edges
-            if self._index_inline:
-                self.search_index.catch_up()
-            else:
-                self.search_index.notify()
+            self._index_committed()
             return results, heads
+
+    def _index_committed(self) -> None:
+        """Have what was just committed indexed: now (inline) or by the index's thread."""
+        if self._index_inline:
+            self.search_index.catch_up()
+        else:
+            self.search_index.notify()
 
     def _append_one(
         self,
@@ -333,7 +337,6 @@ class SQLiteStore(Store):
             )
         out: list[Appended] = []
         rows: list[tuple[Any, ...]] = []
-        text_rows: list[tuple[Any, ...]] = []
         leaf_hashes: list[bytes] = []
         seq = size
         row_id = self._next_row(conn)
@@ -355,11 +358,9 @@ class SQLiteStore(Store):
                     leaf,
                     body,
                     *index_columns(record, prepared.occurred_us),
+                    search_text(record) or None,
                 )
             )
-            text = search_text(record)
-            if text:
-                text_rows.append((row_id, text))
             leaf_hashes.append(leaf)
             if prepared.producer_id:
                 known[prepared.id] = seq
@@ -368,8 +369,6 @@ class SQLiteStore(Store):
             row_id += 1
         if rows:
             _insert_many(conn, _INSERT_EVENT, len(_EVENT_COLUMNS), rows)
-            if text_rows:
-                _insert_many(conn, "INSERT INTO events_fts (rowid, text) VALUES ", 2, text_rows)
             self._row_id = row_id
             new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
             conn.executemany(
@@ -552,7 +551,7 @@ class SQLiteStore(Store):
         probes: list[tuple[str, str, tuple[Any, ...]]] = []
         if query.filter.text:
             text = _fts_query(query.filter.text)
-            probes.append(("text", "SELECT rowid FROM events_fts WHERE events_fts MATCH ?", (text,)))
+            probes.append(("text", "SELECT rowid FROM ix.events_fts WHERE events_fts MATCH ?", (text,)))
         for term in query.filter.terms:
             if term.negated:
                 continue
@@ -618,14 +617,14 @@ class SQLiteStore(Store):
 
     def _page_statements(self, conn: sqlite3.Connection, query: PageQuery) -> list[tuple[str, list[Any]]]:
         """The statements whose rows, merged in order, make a page."""
-        if not query.filter.terms:
-            # Time and text alone: the events table's own time and full-text indexes.
+        if not query.filter.terms and not query.filter.text:
+            # Time alone: the events table's own time index.
             return [self._page_sql(conn, query, TABLE)]
         statements = []
         watermark = _watermark(conn, query.tenant)
         if watermark > 0:
             statements.append(self._page_sql(conn, query, dataclasses.replace(INDEXED, below_seq=watermark)))
-        unindexed = _unindexed_source(conn, query.tenant, watermark)
+        unindexed = _unindexed_source(conn, query.tenant, watermark, bool(query.filter.text))
         if unindexed is not None:
             # The unindexed records are few: their matches are found and sorted.
             statements.append(page_sql(query, DIALECT, sort_after=True, source=unindexed))
@@ -653,7 +652,7 @@ class SQLiteStore(Store):
             if watermark > 0:
                 indexed = INDEXED if filter.text else INDEXED_COLUMNS
                 sources.append(dataclasses.replace(indexed, below_seq=watermark))
-            unindexed = _unindexed_source(conn, tenant, watermark)
+            unindexed = _unindexed_source(conn, tenant, watermark, bool(filter.text))
             if unindexed is not None:
                 sources.append(unindexed)
             rows = (
@@ -765,22 +764,13 @@ class SQLiteStore(Store):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = conn.execute(
-                    "SELECT row, body FROM events WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
+                # The search text goes with the body; the search index forgets the
+                # records' words on its next pass.
+                purged = conn.execute(
+                    "UPDATE events SET body = NULL, text = NULL "
+                    "WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
                     (tenant, before_us),
-                ).fetchall()
-                for row, body in rows:
-                    text = search_text(with_leaf_hash(body, b""))
-                    if text:
-                        # A contentless FTS5 index forgets a row when told the text it indexed.
-                        conn.execute(
-                            "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)",
-                            (row, text),
-                        )
-                conn.execute(
-                    "UPDATE events SET body = NULL WHERE tenant = ? AND occurred_us < ? AND body IS NOT NULL",
-                    (tenant, before_us),
-                )
+                ).rowcount
                 conn.execute(
                     "INSERT INTO purges (tenant, before_us) VALUES (?, ?) ON CONFLICT (tenant) "
                     "DO UPDATE SET before_us = max(before_us, excluded.before_us)",
@@ -790,7 +780,8 @@ class SQLiteStore(Store):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return len(rows)
+        self._index_committed()
+        return purged
 
     def close(self) -> None:
         self.search_index.close()
@@ -807,12 +798,36 @@ def _watermark(conn: sqlite3.Connection, tenant: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _unindexed_source(conn: sqlite3.Connection, tenant: str, watermark: int) -> Source | None:
-    """How to read the tenant's records at or above the watermark; None when there are none."""
+def _unindexed_source(conn: sqlite3.Connection, tenant: str, watermark: int, text: bool) -> Source | None:
+    """How to read the tenant's records at or above the watermark; None when there are none.
+    With ``text``, their words are made ready to match first."""
     row = conn.execute(
-        "SELECT row FROM events WHERE tenant = ? AND seq >= ? ORDER BY seq LIMIT 1", (tenant, watermark)
+        "SELECT 1 FROM events WHERE tenant = ? AND seq >= ? LIMIT 1", (tenant, watermark)
     ).fetchone()
-    return None if row is None else _unindexed(watermark, int(row[0]))
+    if row is None:
+        return None
+    if text:
+        _tokenize_tail(conn, tenant, watermark)
+    return _unindexed(watermark)
+
+
+def _tokenize_tail(conn: sqlite3.Connection, tenant: str, watermark: int) -> None:
+    """Put the words of the tenant's unindexed records into the connection's own temporary
+    full-text table, with the search index's tokenizer, so that they match a text term
+    exactly as they will once indexed. In the read transaction of the statements that use
+    it, so both see the same records. The unindexed records are those committed since the
+    index's last pass, which runs every two seconds under load: tens of thousands at most,
+    tokenized in a few tens of milliseconds."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.tail_fts "
+        f"USING fts5 (text, content='', tokenize='{TOKENIZE}')"
+    )
+    conn.execute("INSERT INTO temp.tail_fts (tail_fts) VALUES ('delete-all')")
+    conn.execute(
+        "INSERT INTO temp.tail_fts (rowid, text) "
+        "SELECT row, text FROM events WHERE tenant = ? AND seq >= ? AND text IS NOT NULL",
+        (tenant, watermark),
+    )
 
 
 def _root(conn: sqlite3.Connection, tenant: str, size: int, edge: dict[int, bytes]) -> bytes:
