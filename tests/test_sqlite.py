@@ -296,3 +296,19 @@ def test_purged_records_leave_no_words_in_either_file(tmp_path: Path) -> None:
     for name, count in (("confidential", 0), ("renewal", 1)):
         found = index.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?", (name,)).fetchone()
         assert found == (count,)
+
+
+@pytest.mark.parametrize(
+    "query", ["renewal", '"renewal risk"', "actor:u renewal", "renewal after:2026-01-01"]
+)
+def test_a_common_word_filters_the_rows_walked_in_order(tmp_path: Path, query: str) -> None:
+    """Unless the text's matches are few enough to start from, they are a filter on the
+    rows an ordered index walks: never a list each row is looked up against (SQLite would
+    otherwise fold the list into the events lookup and try every match for every row)."""
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
+        for _ in range(3):
+            log.record_many("acme", [dict(LOGIN, description="renewal risk")] * 1000)
+        page = PageQuery("acme", parse_query(query), "desc", 50, None, None)
+        [steps] = log.store.explain(page)  # type: ignore[attr-defined]
+    assert "SEARCH m USING INDEX events_seq (tenant=? AND seq=?)" in steps, steps
+    assert not any("rowid=?" in step for step in steps), steps

@@ -124,7 +124,11 @@ def where(
         params.extend(values)
     if query_filter.text:
         text_clause = source.text_clause or dialect.text_clause
-        clauses.append(text_clause.replace("{record}", source.record).replace("?", p))
+        # "{hide}" marks where a dialect's clause can hide a column from the planner: unless
+        # the text drives, its matches are a filter on the rows an ordered index walks, not a
+        # list to look each of them up by (SQLite would try every match against every row).
+        hide = "" if drive_by_text else "+"
+        clauses.append(text_clause.replace("{record}", source.record).replace("{hide}", hide).replace("?", p))
         params.append(dialect.text_query(query_filter.text))
     if query_filter.after_us is not None:
         clauses.append(f"e.occurred_us >= {p}")

@@ -62,7 +62,7 @@ def _fts_query(words: tuple[str, ...]) -> str:
 
 DIALECT = Dialect(
     placeholder="?",
-    text_clause="{record}.row IN (SELECT rowid FROM ix.events_fts WHERE events_fts MATCH ?)",
+    text_clause="{hide}{record}.row IN (SELECT rowid FROM ix.events_fts WHERE events_fts MATCH ?)",
     text_query=_fts_query,
     distinct="IS NOT",
 )
@@ -93,7 +93,7 @@ def _unindexed(watermark: int) -> Source:
             "THEN CAST(e.body AS TEXT) END, '$.targets') j WHERE {match})"
         ),
         body_target="json_extract(CASE WHEN j.type = 'object' THEN j.value END, '$.{name}')",
-        text_clause="e.row IN (SELECT rowid FROM temp.tail_fts WHERE tail_fts MATCH ?)",
+        text_clause="{hide}e.row IN (SELECT rowid FROM temp.tail_fts WHERE tail_fts MATCH ?)",
         min_seq=watermark,
     )
 
