@@ -74,7 +74,7 @@ def _lexemes(text: str) -> list[bytes]:
     """words(text), UTF-8 encoded."""
     if text.isascii():
         return text.encode().translate(_ASCII_WORDS).split()
-    return "\0".join(words(text)).encode().split(b"\0") if text else []
+    return [word.encode() for word in words(text)]
 
 
 def tsvector_binary(text: str) -> bytes | None:
@@ -86,7 +86,7 @@ def tsvector_binary(text: str) -> bytes | None:
 
     The writer makes one per record it appends, so the common shapes are taken apart by C
     loops (map, join) rather than a Python statement per word."""
-    found = [lexeme for lexeme in _lexemes(text) if lexeme]
+    found = _lexemes(text)
     count = len(found)
     if not count:
         return None
