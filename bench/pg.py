@@ -1,7 +1,7 @@
 """PostgreSQL ingest and search: ``python -m bench pg [--events N] [--pg-admin URL]``.
 
 The log appends N generated events through ``AuditLog.record_many`` in batches of 1,000 (tree
-on); the floor copies the very rows it stored (events, leaves, targets) with ``COPY`` into a
+on); the floor copies the very rows it stored (events, leaves, targets, search rows) with ``COPY`` into a
 fresh database with the same schema, in the same batches, in the same run. Each database is
 created for the run and dropped after it.
 """
@@ -24,8 +24,9 @@ from trailkeeper.store import open_store
 
 BATCH = 1000
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-# Copied in this order, each filtered to one batch of seqs.
-TABLES = ("leaves", "events", "event_targets")
+# Copied in this order, each filtered to one batch of seqs: what an append writes, then what
+# the indexer copies after it.
+TABLES = ("leaves", "events", "event_targets", "search_rows")
 
 
 @contextmanager
@@ -48,7 +49,13 @@ def pg_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
             began = time.perf_counter()
             for batch in batches:
                 log.record_many("bench", batch)
-            rate = events / (time.perf_counter() - began)
+            elapsed = time.perf_counter() - began
+            rate = events / elapsed
+            # The search rows are copied in the background; searches read the records past
+            # the mark from the events table meanwhile.
+            while log.store.indexed_below("bench") < events:  # type: ignore[attr-defined]
+                time.sleep(0.01)
+            indexed = events / (time.perf_counter() - began)
             samples = []
             for _ in range(101):
                 started = time.perf_counter()
@@ -57,10 +64,11 @@ def pg_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
         floor = raw_copy(source_url, floor_url, events)
     median = statistics.median(samples[1:])
     print(f"postgresql ingest: {events:,} events = {rate:,.0f} events/s (batches of {BATCH}, tree on)")
+    print(f"                   all indexed = {indexed:,.0f} events/s sustained")
     print(f"floor: the same rows COPY'd raw = {floor:,.0f} events/s; ratio {rate / floor:.2f}")
     verdict = "meets" if median < 20 else "MISSES"
     print(f"postgresql search, one actor and one day: median {median:.2f} ms ({verdict} the 20 ms target)")
-    return {"pg_ingest": rate, "pg_floor": floor, "pg_search_ms": median}
+    return {"pg_ingest": rate, "pg_indexed": indexed, "pg_floor": floor, "pg_search_ms": median}
 
 
 def raw_copy(source_url: str, target_url: str, events: int) -> float:

@@ -20,15 +20,17 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-# Every conformance test runs against every store. The SQLite store runs three ways: as
-# configured by default (a background thread indexes the committed records; in a test, most
-# reads find them not indexed yet), indexing each commit before acknowledging it (every read
-# goes through the search index), and never indexing (every read scans the records).
+# Every conformance test runs against every store, each three ways: as configured by default
+# (a background thread indexes the committed records; in a test, most reads find them not
+# indexed yet), indexing each commit before acknowledging it (every read goes through the
+# search index), and never indexing (every read scans the records).
 STORES = [
     "sqlite",
     "sqlite-indexed",
     "sqlite-unindexed",
     pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("postgresql-indexed", marks=pytest.mark.postgres),
+    pytest.param("postgresql-unindexed", marks=pytest.mark.postgres),
 ]
 
 
@@ -53,7 +55,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite-indexed":
         yield f"sqlite:///{tmp_path}/audit.db?index=inline"
         return
-    if request.param == "postgresql":
+    if request.param.startswith("postgresql"):
         from pg import reset_database
 
         url = request.getfixturevalue("postgres_database")
@@ -66,8 +68,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def log(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AuditLog]:
     audit_log = AuditLog.open(store_url, key_dir=tmp_path / "keys")
-    if request.node.callspec.params.get("store_url") == "sqlite-unindexed":
+    way = request.node.callspec.params.get("store_url")
+    if way == "sqlite-unindexed":
         audit_log.store.search_index.pause()  # type: ignore[attr-defined]
+    elif way == "postgresql-indexed":
+        audit_log.store.index_inline = True  # type: ignore[attr-defined]
+    elif way == "postgresql-unindexed":
+        audit_log.store.indexer.pause()  # type: ignore[attr-defined]
     try:
         yield audit_log
     finally:

@@ -26,6 +26,8 @@ _TABLES = (
     "leaves",
     "events",
     "event_targets",
+    "search_rows",
+    "index_marks",
     "tiles",
     "checkpoints",
     "tenant_keys",

@@ -36,14 +36,12 @@ from trailkeeper.query import parse_query
 from trailkeeper.store import postgres as pg_store
 from trailkeeper.store.base import AppendRequest, PageQuery, StoredCheckpoint
 from trailkeeper.store.postgres import (
-    DIALECT,
     RECORD_BY_LEAF,
     RECORDS_SINCE_SEQ,
     PostgresStore,
-    for_psycopg,
     migrate,
+    page_statements,
 )
-from trailkeeper.store.sql import page_sql
 from trailkeeper.verify import Problem
 
 pytestmark = pytest.mark.postgres
@@ -309,6 +307,71 @@ def test_two_servers_migrating_at_once_both_succeed_and_apply_each_version_once(
         assert versions == [version for version, _ in pg_store.MIGRATIONS]
 
 
+def test_a_database_of_version_4_gets_the_search_rows_of_its_records_on_upgrade(tmp_path: Path) -> None:
+    require_postgres()
+    with temporary_database() as old:
+        with AuditLog.open(old, key_dir=tmp_path / "keys") as log:
+            log.record_many("acme", [{**LOGIN, "description": "quarterly renewal"}, {**LOGIN, "id": "e2"}])
+            log.record_many("beta", [{**LOGIN, "occurred_at": "2001-02-03T04:05:06Z"}])
+        # Back to version 4: no search rows, and the value and text indexes on the events.
+        version_4 = [
+            statement
+            for version, steps in pg_store.MIGRATIONS
+            if version == 1
+            for statement in steps
+            if isinstance(statement, str) and statement.startswith("CREATE INDEX events_")
+        ]
+        with psycopg.connect(old, autocommit=True) as conn:
+            conn.execute("DROP TABLE search_rows, index_marks")
+            for statement in version_4:
+                conn.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+            conn.execute("DELETE FROM schema_version WHERE version = 5")
+        assert migrate(old) == pg_store.LATEST
+        with AuditLog.open(old, key_dir=tmp_path / "keys") as log:
+            log.store.indexer.pause()  # type: ignore[attr-defined]
+            # Copied by the upgrade itself: searches read them through the search rows.
+            assert [log.store.indexed_below(t) for t in ("acme", "beta")] == [2, 1]  # type: ignore[attr-defined]
+            assert [r["seq"] for r in log.search("acme", "renewal").events] == [0]
+            assert [r["seq"] for r in log.search("beta", "actor:u1").events] == [0]
+            assert log.stats("acme", "renewal", group_by="actor")["counts"] == [{"key": "u1", "count": 1}]
+        with psycopg.connect(old) as conn:
+            months = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE tablename LIKE 'search_rows%%'"
+                )
+            }
+        # The month that has a partition of events has one of search rows too.
+        assert months == {
+            "search_rows_default",
+            *(n.replace("events", "search_rows") for n in _event_partitions(old)),
+        }
+
+
+def _event_partitions(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'events%%'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_search_rows_emptied_by_hand_are_copied_again_and_found_meanwhile(log: AuditLog, url: str) -> None:
+    log.record_many(
+        "acme", [{**LOGIN, "description": "renewal call"}, {**LOGIN, "actor": {"type": "user", "id": "u2"}}]
+    )
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM search_rows")
+        conn.execute("DELETE FROM index_marks")
+    log.store.indexer.pause()  # type: ignore[attr-defined]
+    # Every record is past the mark now: read from the events table.
+    assert [r["seq"] for r in log.search("acme", "renewal").events] == [0]
+    assert log.store.indexed_below("acme") == 0  # type: ignore[attr-defined]
+    assert log.store.indexer.catch_up() == 2  # type: ignore[attr-defined]
+    assert [r["seq"] for r in log.search("acme", "actor:u2").events] == [1]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM search_rows").fetchone() == (2,)
+
+
 # -- query plans on a large table ---------------------------------------------------------------
 BIG_ROWS = 200_000
 BIG_MONTH = (2020, 1)
@@ -334,6 +397,11 @@ INSERT INTO {partition} (tenant, seq, occurred_us, type, id)
 SELECT 'big', i, %(start)s::bigint + i * %(step)s::bigint, 'deal', 'deal-' || (i %% 5000)
 FROM generate_series(0, %(last)s, 4) AS i
 """
+# Every record indexed, as the indexer leaves them.
+_BIG_SEARCH = f"""
+INSERT INTO {{partition}} ({pg_store.SEARCH_ROW_COLUMNS})
+SELECT {pg_store.SEARCH_ROW_COLUMNS} FROM {pg_store.partition_name("events", BIG_MONTH)}
+"""
 _BIG_LEAVES = """
 INSERT INTO leaves (tenant, seq, id, occurred_us, leaf_hash)
 SELECT 'big', i, 'event-' || i, %(start)s::bigint + i * %(step)s::bigint, sha256(int8send(i))
@@ -344,7 +412,8 @@ FROM generate_series(0, %(last)s) AS i
 @pytest.fixture(scope="module")
 def big_database() -> Iterator[str]:
     """200,000 rows of one tenant in one month's partition, made the quick way: filled as a
-    plain table and then attached, so that PostgreSQL builds each index once, sorted."""
+    plain table and then attached, so that PostgreSQL builds each index once, sorted; their
+    search rows copied, and the tenant's index mark past them."""
     require_postgres()
     start = pg_store.month_start_us(BIG_MONTH)
     end = pg_store.month_start_us(pg_store.next_month(BIG_MONTH))
@@ -352,7 +421,11 @@ def big_database() -> Iterator[str]:
     with temporary_database() as big:
         migrate(big)
         with psycopg.connect(big, autocommit=True) as conn:
-            for table, fill in (("events", _BIG_EVENTS), ("event_targets", _BIG_TARGETS)):
+            for table, fill in (
+                ("events", _BIG_EVENTS),
+                ("event_targets", _BIG_TARGETS),
+                ("search_rows", _BIG_SEARCH),
+            ):
                 partition = pg_store.partition_name(table, BIG_MONTH)
                 conn.execute(f"CREATE UNLOGGED TABLE {partition} (LIKE {table} INCLUDING DEFAULTS)")
                 conn.execute(fill.format(partition=partition), params)
@@ -360,6 +433,7 @@ def big_database() -> Iterator[str]:
                     f"ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({start}) TO ({end})"
                 )
             conn.execute(_BIG_LEAVES, params)
+            conn.execute("INSERT INTO index_marks (tenant, indexed_below) VALUES ('big', %s)", (BIG_ROWS,))
             conn.execute("ANALYZE")
         yield big
 
@@ -421,12 +495,13 @@ def test_main_filters_read_the_large_partition_through_their_index(
     big_database: str, query: str, order: str, indexed: str
 ) -> None:
     page = PageQuery("big", parse_query(query), order, 101, None, BIG_ROWS)
-    sql, params = for_psycopg(*page_sql(page, DIALECT))
     with psycopg.connect(big_database) as conn:
-        reads = _reads_of_big_partitions(conn, sql, params)
-    assert reads.scans, "the plan does not read the large partition"
-    assert reads.scans <= INDEX_SCANS, reads
-    assert indexed in reads.index_conditions
+        # The indexed records through their search rows; any newer ones by seq.
+        reads = [_reads_of_big_partitions(conn, *statement) for statement in page_statements(page, BIG_ROWS)]
+    for read in reads:
+        assert read.scans, "the plan does not read the large partition"
+        assert read.scans <= INDEX_SCANS, read
+    assert indexed in reads[0].index_conditions
 
 
 @pytest.mark.slow
@@ -465,15 +540,20 @@ def _partition_of(url: str, tenant: str, seq: int) -> str:
     return str(row[0])
 
 
-def test_purge_drops_bodies_and_keeps_leaves_so_earlier_proofs_still_verify(log: AuditLog) -> None:
+def test_purge_drops_bodies_and_keeps_leaves_so_earlier_proofs_still_verify(log: AuditLog, url: str) -> None:
     old = log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(3), "description": "old secret"}] * 5)
     log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(1)}] * 5)
     log.checkpoint("acme")
     root = log.root_hash("acme", 10)
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
 
     cutoff = pg_store.month_start_us(_month_back(2))
     assert log.store.purge("acme", cutoff) == 5
     assert log.store.purged_before("acme") == cutoff
+    # Their search rows, words included, went with them.
+    with psycopg.connect(url) as conn:
+        kept = conn.execute("SELECT seq FROM search_rows WHERE tenant = 'acme' ORDER BY seq").fetchall()
+    assert [seq for (seq,) in kept] == list(range(5, 10))
 
     assert log.get("acme", old[0]["id"]) is None
     assert [r["seq"] for r in log.search("acme", order="asc").events] == list(range(5, 10))

@@ -249,7 +249,7 @@ def count_sql(
         params += values
     rows = parts[0]
     if len(parts) > 1:
-        rows = f"SELECT bucket, sum(n) AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY bucket"
+        rows = f"SELECT bucket, sum(n) AS n FROM ({' UNION ALL '.join(parts)}) AS parts GROUP BY bucket"
     # Time buckets read best in time order; the other groups, largest first.
     ordering = "bucket" if group_by in ("hour", "day") else "n DESC, bucket"
     return f"{rows} ORDER BY {ordering}", params

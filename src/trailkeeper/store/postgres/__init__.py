@@ -8,11 +8,14 @@ copies the rows in (COPY: one round trip per table), writes the tiles covering t
 the new head, and commits. The next appender to that tenant waits on the row lock and then
 reads what this one committed: READ COMMITTED gives every statement a fresh snapshot.
 
-Reads go through a connection pool. Layout and migrations: :mod:`.schema`.
+Searches read what :mod:`.index` copies into ``search_rows`` after the appends commit, and
+the newest records from ``events``. Reads go through a connection pool. Layout and
+migrations: :mod:`.schema`.
 """
 
 from __future__ import annotations
 
+from trailkeeper.store.postgres.index import Indexer, index_pass, indexed_below
 from trailkeeper.store.postgres.partitions import (
     PARTITIONED,
     Month,
@@ -23,8 +26,21 @@ from trailkeeper.store.postgres.partitions import (
     next_month,
     partition_name,
 )
-from trailkeeper.store.postgres.reads import DIALECT, RECORD_BY_LEAF, RECORDS_SINCE_SEQ, for_psycopg
-from trailkeeper.store.postgres.schema import LATEST, MIGRATIONS, Connection, apply_migrations, migrate
+from trailkeeper.store.postgres.reads import (
+    DIALECT,
+    RECORD_BY_LEAF,
+    RECORDS_SINCE_SEQ,
+    for_psycopg,
+    page_statements,
+)
+from trailkeeper.store.postgres.schema import (
+    LATEST,
+    MIGRATIONS,
+    SEARCH_ROW_COLUMNS,
+    Connection,
+    apply_migrations,
+    migrate,
+)
 from trailkeeper.store.postgres.store import (
     DROP_LOCK_TIMEOUT,
     FUTURE_MONTHS,
@@ -52,7 +68,9 @@ __all__ = [
     "PAST_MONTHS",
     "RECORDS_SINCE_SEQ",
     "RECORD_BY_LEAF",
+    "SEARCH_ROW_COLUMNS",
     "Connection",
+    "Indexer",
     "Month",
     "Partitions",
     "PostgresStore",
@@ -60,11 +78,14 @@ __all__ = [
     "apply_migrations",
     "column_text",
     "for_psycopg",
+    "index_pass",
+    "indexed_below",
     "migrate",
     "month_of",
     "month_start_us",
     "next_month",
     "open_postgres",
+    "page_statements",
     "partition_name",
     "text_from_column",
     "tsquery_text",

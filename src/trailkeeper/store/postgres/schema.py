@@ -5,10 +5,14 @@ Layout, and why:
 * ``leaves`` (tenant, seq, id, occurred_us, leaf_hash) is the log itself. It is never
   partitioned and never dropped, so ``(tenant, seq)`` and ``(tenant, id)`` can be unique, and
   a leaf hash outlives its record's body (CONTRACT section 3: retention keeps leaf hashes).
-* ``events`` holds the bodies and what search reads, partitioned by month of
+* ``events`` holds the bodies and the values search reads, partitioned by month of
   ``occurred_us`` so that retention can drop a month at once. A partitioned table's keys
   must hold the partition key, hence the primary key (tenant, occurred_us, seq), which is
   also the time index. ``event_targets`` is partitioned the same way.
+* ``search_rows`` is derived: a copy of each record's values and words, partitioned in the
+  same months, with an index for every filter. Servers fill it after their appends commit
+  (store/postgres/index.py), up to each tenant's ``index_marks`` row; searches read the
+  records past the mark from ``events``, by seq.
 * ``tiles``, ``heads``, ``checkpoints`` and the tenant's verifier key complete the tree.
 
 The tenant column leads every key, so every table but ``api_keys`` (looked up by the key's
@@ -21,6 +25,8 @@ version once; each version is one transaction, so a failed upgrade leaves the la
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -159,7 +165,96 @@ _V4 = (
     "CREATE INDEX event_targets_seq ON event_targets (tenant, seq)",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
+_SEARCH_COLUMNS = f"""
+        category {_TEXT} NOT NULL,
+        action {_TEXT} NOT NULL,
+        outcome {_TEXT} NOT NULL,
+        actor_type {_TEXT} NOT NULL,
+        actor_id {_TEXT} NOT NULL,
+        integration {_TEXT},
+        workflow_run {_TEXT},
+        ip {_TEXT},
+        tsv tsvector"""
+
+# What the indexer copies from a record's row of ``events`` (and nothing it computes).
+SEARCH_ROW_COLUMNS = (
+    "tenant, occurred_us, seq, category, action, outcome, actor_type, actor_id, integration, "
+    "workflow_run, ip, tsv"
+)
+
+
+# A migration's step: a statement, or Python that runs in its transaction.
+Step = str | Callable[[Connection], None]
+
+
+def fill_search_rows(conn: Connection) -> None:
+    """Version 5's data: a partition of ``search_rows`` for each month ``events`` has one,
+    then every record's search row, and each tenant's mark at the end of its log."""
+    months = conn.execute(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass "
+        "AND c.relname <> 'events_default'"
+    ).fetchall()
+    for name, bound in months:
+        conn.execute(
+            f"CREATE TABLE search_rows{name.removeprefix('events')} PARTITION OF search_rows {bound}"
+        )
+    conn.execute(f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_COLUMNS} FROM events")
+    conn.execute("INSERT INTO index_marks (tenant, indexed_below) SELECT tenant, tree_size FROM heads")
+
+
+_V5: tuple[Step, ...] = (
+    # The value indexes and the text index move to a derived table, ``search_rows``, which
+    # the servers fill from ``events`` after the append commits (store/postgres/index.py):
+    # an append then writes the bodies with their two keys only, and the work of a dozen
+    # index insertions per record moves off the acknowledged path. ``index_marks`` says how
+    # far each tenant's log is copied; searches read the records past it from ``events``.
+    f"""CREATE TABLE search_rows (
+        tenant {_TEXT} NOT NULL,
+        occurred_us bigint NOT NULL,
+        seq bigint NOT NULL,{_SEARCH_COLUMNS},
+        PRIMARY KEY (tenant, occurred_us, seq)
+    ) PARTITION BY RANGE (occurred_us)""",
+    "CREATE TABLE search_rows_default PARTITION OF search_rows DEFAULT",
+    f"""CREATE TABLE index_marks (
+        tenant {_TEXT} PRIMARY KEY,
+        indexed_below bigint NOT NULL
+    )""",
+    *(
+        f"DROP INDEX {name}"
+        for name in (
+            "events_actor",
+            "events_action",
+            "events_category",
+            "events_outcome",
+            "events_actor_type",
+            "events_integration",
+            "events_run",
+            "events_ip",
+            "events_text",
+        )
+    ),
+    # A database of an earlier version gets its search rows here, once; their indexes are
+    # made after, each built sorted rather than grown row by row.
+    fill_search_rows,
+    "CREATE INDEX search_actor ON search_rows (tenant, actor_id, occurred_us, seq)",
+    "CREATE INDEX search_action ON search_rows (tenant, action, occurred_us, seq)",
+    "CREATE INDEX search_category ON search_rows (tenant, category, occurred_us, seq)",
+    # As in the SQLite store: most events succeed and most actors are people or agents, and
+    # for those values the time order itself finds a page at once (see sql.PARTIAL_INDEXES).
+    "CREATE INDEX search_outcome ON search_rows (tenant, outcome, occurred_us, seq) "
+    "WHERE outcome <> 'success'",
+    "CREATE INDEX search_actor_type ON search_rows (tenant, actor_type, occurred_us, seq) "
+    "WHERE actor_type NOT IN ('user', 'agent')",
+    "CREATE INDEX search_integration ON search_rows (tenant, integration, occurred_us, seq) "
+    "WHERE integration IS NOT NULL",
+    "CREATE INDEX search_run ON search_rows (tenant, workflow_run, occurred_us, seq) "
+    "WHERE workflow_run IS NOT NULL",
+    "CREATE INDEX search_ip ON search_rows (tenant, ip, occurred_us, seq) WHERE ip IS NOT NULL",
+    "CREATE INDEX search_text ON search_rows USING gin (tsv)",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -180,7 +275,10 @@ def apply_migrations(conn: psycopg.Connection[TupleRow]) -> int:
                 continue
             with conn.transaction():
                 for statement in statements:
-                    conn.execute(statement)
+                    if isinstance(statement, str):
+                        conn.execute(statement)
+                    else:
+                        statement(conn)
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
             current = version
         return current

@@ -29,20 +29,21 @@ from trailkeeper.store.base import (
     with_leaf_hash,
 )
 from trailkeeper.store.postgres.append import lock_tenant, place, write_tree
+from trailkeeper.store.postgres.index import Indexer, indexed_below, lock_mark
 from trailkeeper.store.postgres.partitions import Month, Partitions, add_months, dropped_until, months
 from trailkeeper.store.postgres.reads import (
-    DIALECT,
     RECORD_BY_LEAF,
     RECORDS_SINCE_SEQ,
-    for_psycopg,
+    count_statement,
     hash_to_verify,
+    page_statements,
     purge_mark,
     unpurged,
 )
 from trailkeeper.store.postgres.rows import Rows, copy
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
 from trailkeeper.store.postgres.text import text_from_column
-from trailkeeper.store.sql import INDEX_COLUMN_NAMES, count_sql, page_sql
+from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
 
@@ -74,6 +75,10 @@ class PostgresStore(Store):
         )
         now = datetime.now(UTC)
         self._ensure_partitions({(now.year, now.month), add_months((now.year, now.month), 1)})
+        self.indexer = Indexer(self._connection)
+        # Copy the search rows of each commit before acknowledging it, rather than in the
+        # background: every search then reads through them (the conformance suite does so).
+        self.index_inline = False
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -130,6 +135,10 @@ class PostgresStore(Store):
                 raise
             for tenant, (head, edge) in written.items():
                 self._edges[tenant] = (head.tree_size, head.root_hash, edge)
+            if self.index_inline:
+                self.indexer.catch_up()
+            else:
+                self.indexer.notify()
             return results, [head for head, _ in written.values()]
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
@@ -246,16 +255,23 @@ class PostgresStore(Store):
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
         with self._connection() as conn:
             bounded = dataclasses.replace(query, filter=unpurged(conn, query.tenant, query.filter))
-            sql, params = for_psycopg(*page_sql(bounded, DIALECT))
-            rows = conn.execute(sql, params).fetchall()
+            statements = page_statements(bounded, indexed_below(conn, query.tenant))
+            rows = []
+            for sql, params in statements:
+                rows += conn.execute(sql, params).fetchall()
+        if len(statements) > 1:
+            rows.sort(key=lambda row: (row[0], row[1]), reverse=query.order != "asc")
+            del rows[query.limit :]
         return [
             (Position(int(o), int(s)), with_leaf_hash(bytes(body), bytes(leaf))) for o, s, body, leaf in rows
         ]
 
     def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
         with self._connection() as conn:
-            sql, params = for_psycopg(*count_sql(unpurged(conn, tenant, filter), tenant, group_by, DIALECT))
-            rows = conn.execute(sql, params).fetchall()
+            bounded = unpurged(conn, tenant, filter)
+            rows = conn.execute(
+                *count_statement(bounded, tenant, group_by, indexed_below(conn, tenant))
+            ).fetchall()
         return [(None if key is None else text_from_column(str(key)), int(n)) for key, n in rows]
 
     def since_seq(self, tenant: str, seq: int, limit: int) -> list[Record]:
@@ -342,7 +358,9 @@ class PostgresStore(Store):
         tenant's purge mark moves in the same transaction."""
         with self._connection() as conn, conn.transaction():
             bound = (tenant, before_us)
+            lock_mark(conn, tenant, wait=True)
             conn.execute("DELETE FROM event_targets WHERE tenant = %s AND occurred_us < %s", bound)
+            conn.execute("DELETE FROM search_rows WHERE tenant = %s AND occurred_us < %s", bound)
             cursor = conn.execute("DELETE FROM events WHERE tenant = %s AND occurred_us < %s", bound)
             conn.execute(
                 "INSERT INTO purges (tenant, before_us) VALUES (%s, %s) ON CONFLICT (tenant) "
@@ -382,7 +400,13 @@ class PostgresStore(Store):
         # log can be shared out, as it is on SQLite.
         return self.url
 
+    def indexed_below(self, tenant: str) -> int:
+        """Every record of the tenant below this seq has its search row."""
+        with self._connection() as conn:
+            return indexed_below(conn, tenant)
+
     def close(self) -> None:
+        self.indexer.close()
         self._pool.close()
 
 
