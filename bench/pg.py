@@ -79,8 +79,12 @@ def raw_copy(source_url: str, target_url: str, events: int) -> float:
             chunks: list[tuple[str, list[bytes]]] = []
             for table in TABLES:
                 data: list[bytes] = []
+                # Each table's rows of a batch of seqs, found through the leaves (search_rows
+                # has no index by seq: nothing else reads it that way).
                 query = sql.SQL(
-                    "COPY (SELECT * FROM {} WHERE seq >= {} AND seq < {}) TO STDOUT (FORMAT binary)"
+                    "COPY (SELECT t.* FROM leaves l JOIN {} t ON t.tenant = l.tenant AND t.seq = l.seq "
+                    "AND t.occurred_us = l.occurred_us "
+                    "WHERE l.tenant = 'bench' AND l.seq >= {} AND l.seq < {}) TO STDOUT (FORMAT binary)"
                 )
                 with source.cursor().copy(
                     query.format(sql.Identifier(table), sql.Literal(start), sql.Literal(start + BATCH))

@@ -624,6 +624,40 @@ def test_a_target_row_changed_by_hand_is_a_changed_record(log: AuditLog, url: st
     assert (report.intact, report.problem, report.first_bad_seq) == (False, Problem.CHANGED_RECORD, 2)
 
 
+@pytest.mark.parametrize(
+    ("change", "found"),
+    [
+        ("UPDATE search_rows SET actor_id = 'u9' WHERE seq = 2", "column actor_id of record 2 is 'u1'"),
+        ("DELETE FROM search_rows WHERE seq = 2", "record 2 is missing from the search rows"),
+        (
+            "UPDATE search_rows SET tsv = to_tsvector('simple', 'planted') WHERE seq = 2",
+            "the words of record 2",
+        ),
+    ],
+)
+def test_a_search_row_changed_by_hand_is_a_changed_record(
+    log: AuditLog, url: str, change: str, found: str
+) -> None:
+    # What searches read below the index mark is checked against the records too: a changed
+    # copy would hide a record from a search, or show it to one it does not match.
+    log.record_many("acme", [{**LOGIN, "description": f"call {n}"} for n in range(4)])
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
+    assert log.verify("acme").intact
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(change)
+    report = log.verify("acme")
+    assert (report.intact, report.problem, report.first_bad_seq) == (False, Problem.CHANGED_RECORD, 2)
+    assert found in (report.message or "")
+
+
+def test_a_purged_log_with_its_search_rows_verifies(log: AuditLog) -> None:
+    log.record_many("acme", [{**LOGIN, "occurred_at": _in_month(3)}] * 3 + [LOGIN] * 3)
+    log.checkpoint("acme")
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
+    log.store.purge("acme", pg_store.month_start_us(_month_back(2)))
+    assert log.verify("acme").intact
+
+
 def test_events_far_from_now_go_to_the_default_partition_and_are_found(log: AuditLog, url: str) -> None:
     record = log.record("acme", **LOGIN, occurred_at="2001-02-03T04:05:06Z")
     assert _partition_of(url, "acme", record["seq"]) == "events_default"

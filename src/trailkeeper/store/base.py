@@ -75,6 +75,17 @@ VerifyRow = tuple[int, bytes | None, bytes, bytes | None]
 """A row as :meth:`Store.verify_rows` gives it: ``(seq, body, leaf_hash, columns)``."""
 
 
+def columns_text(place_and_columns: list[Any]) -> bytes | None:
+    """``[seq, tenant, *columns]`` as the compact JSON text :meth:`Store.verify_rows` gives,
+    or None when a column holds what JSON cannot."""
+    try:
+        return json.dumps(
+            place_and_columns, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError):  # bytes, or a float JSON has no number for
+        return None
+
+
 @dataclass(frozen=True)
 class ApiKey:
     id: str
@@ -200,13 +211,7 @@ class Store(ABC):
             for leaf in leaves:
                 if leaf.seq >= end:
                     break
-                place_and_columns = [leaf.seq, tenant, *map(leaf.columns.get, INDEX_COLUMN_NAMES)]
-                try:
-                    text: bytes | None = json.dumps(
-                        place_and_columns, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                    ).encode()
-                except (TypeError, ValueError):  # bytes, or a float JSON has no number for
-                    text = None
+                text = columns_text([leaf.seq, tenant, *map(leaf.columns.get, INDEX_COLUMN_NAMES)])
                 batch.append((leaf.seq, leaf.body, leaf.leaf_hash, text))
                 if len(batch) == 1024:
                     yield batch
@@ -220,6 +225,10 @@ class Store(ABC):
     def stored_targets(self, tenant: str, start: int, end: int) -> list[tuple[int, str, str]]:
         """``(seq, type, id)`` of every target row of the records with ``start <= seq < end``,
         as target searches read them (verify compares them with the bodies)."""
+
+    # Whether the target rows are part of that derived copy (written after the commit) rather
+    # than written with the records.
+    derived_targets = False
 
     def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]] | None:
         """For a store that keeps a derived copy of the searchable columns and the target

@@ -456,6 +456,8 @@ class SQLiteStore(Store):
         """The search index holds every record of the tenant below this seq."""
         return _watermark(self._reader(), tenant)
 
+    derived_targets = True  # the search index file holds them
+
     def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]]:
         conn = self._reader()
         conn.execute("BEGIN")

@@ -62,9 +62,9 @@ def check_chunk(store: Store, tenant: str, chunk: Chunk) -> ChunkCheck:
     rows.missing_until(chunk.end)
     rows.judge_bodiless(store.removed_before(tenant))
     # A derived search index is read first: the target rows read after it hold at least
-    # those of the records it held then, below its stop.
+    # those of the records it held then, below its stop (when they are part of it).
     indexed = store.indexed_columns(tenant, chunk.start, chunk.end)
-    stored_below = indexed[0] if indexed is not None else None
+    stored_below = indexed[0] if indexed is not None and store.derived_targets else None
     rows.judge_targets(store.stored_targets(tenant, chunk.start, chunk.end), stored_below)
     rows.judge_index(indexed, lambda stop: store.index_difference(tenant, chunk.start, stop))
     leaves = rows.leaves

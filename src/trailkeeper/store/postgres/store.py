@@ -26,6 +26,7 @@ from trailkeeper.store.base import (
     Store,
     StoredCheckpoint,
     StoredLeaf,
+    columns_text,
     with_leaf_hash,
 )
 from trailkeeper.store.postgres.append import lock_tenant, place, write_tree
@@ -46,6 +47,31 @@ from trailkeeper.store.postgres.text import text_from_column
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
+
+_SAME_ROW = "ON {a}.tenant = l.tenant AND {a}.occurred_us = l.occurred_us AND {a}.seq = l.seq"
+# Store.indexed_columns: each record's search row, and whether it has its row in events (a
+# purged record has neither, and verify reads only its time) and the words of that row.
+_INDEXED_COLUMNS = (
+    "SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR x.tsv IS DISTINCT FROM e.tsv, "
+    + ", ".join(f"x.{name}" for name in INDEX_COLUMN_NAMES)
+    + " FROM leaves l LEFT JOIN events e "
+    + _SAME_ROW.format(a="e")
+    + " LEFT JOIN search_rows x "
+    + _SAME_ROW.format(a="x")
+    + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s ORDER BY l.seq"
+)
+# Store.index_difference: the first record whose search row differs from its row in events.
+_INDEX_DIFFERENCE = (
+    "SELECT l.seq, x.seq IS NULL, x.tsv IS DISTINCT FROM e.tsv, "
+    + ", ".join(f"e.{name}, x.{name}" for name in INDEX_COLUMN_NAMES)
+    + " FROM leaves l JOIN events e "
+    + _SAME_ROW.format(a="e")
+    + " LEFT JOIN search_rows x "
+    + _SAME_ROW.format(a="x")
+    + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s AND (x.seq IS NULL OR "
+    + " OR ".join(f"x.{name} IS DISTINCT FROM e.{name}" for name in (*INDEX_COLUMN_NAMES, "tsv"))
+    + ") ORDER BY l.seq LIMIT 1"
+)
 
 # Partitions are made on demand for months this close to now; rows of other months go to
 # the default partition rather than let a producer's clock create tables without end.
@@ -217,6 +243,42 @@ class PostgresStore(Store):
                 (tenant, start, end),
             ).fetchall()
         return [(int(seq), text_from_column(kind), text_from_column(ident)) for seq, kind, ident in rows]
+
+    def indexed_columns(self, tenant: str, start: int, end: int) -> tuple[int, list[bytes | None]]:
+        with self._connection() as conn:
+            stop = min(end, indexed_below(conn, tenant))
+            if stop <= start:
+                return start, []
+            rows = conn.execute(_INDEXED_COLUMNS, (tenant, start, stop)).fetchall()
+        copied: list[bytes | None] = []
+        for seq, occurred_us, purged, differs, *values in rows:
+            if purged:
+                copied.append(columns_text([seq, tenant, occurred_us] + [None] * (len(values) - 1)))
+            elif differs:
+                copied.append(None)  # no search row, or other words: index_difference says which
+            else:
+                columns = [text_from_column(v) if isinstance(v, str) else v for v in values]
+                copied.append(columns_text([seq, tenant, *columns]))
+        return stop, copied
+
+    def index_difference(self, tenant: str, start: int, end: int) -> tuple[int, str] | None:
+        with self._connection() as conn:
+            row = conn.execute(_INDEX_DIFFERENCE, (tenant, start, end)).fetchone()
+        if row is None:
+            return None
+        seq, missing, words = row[0], row[1], row[2]
+        if missing:
+            return seq, f"record {seq} is missing from the search rows"
+        if words:
+            return seq, f"the words of record {seq} differ between the events table and the search rows"
+        for offset, name in enumerate(INDEX_COLUMN_NAMES):
+            table, index = row[3 + 2 * offset], row[4 + 2 * offset]
+            if table != index:
+                return seq, (
+                    f"column {name} of record {seq} is {table!r} in the events table "
+                    f"and {index!r} in the search rows"
+                )
+        return None
 
     def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
         with self._connection() as conn:
