@@ -31,6 +31,7 @@ from trailkeeper.store.postgres.reads import (
     RECORD_BY_LEAF,
     RECORDS_SINCE_SEQ,
     for_psycopg,
+    page_statement,
     page_statements,
 )
 from trailkeeper.store.postgres.schema import (
@@ -85,6 +86,7 @@ __all__ = [
     "month_start_us",
     "next_month",
     "open_postgres",
+    "page_statement",
     "page_statements",
     "partition_name",
     "text_from_column",

@@ -58,6 +58,20 @@ def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
     return statements
 
 
+def page_statement(query: PageQuery, mark: int) -> tuple[str, list[Any]]:
+    """The page in one statement: those of :func:`page_statements`, merged by the server
+    when there are two (one round trip instead of two, and no merge here)."""
+    statements = page_statements(query, mark)
+    if len(statements) == 1:
+        return statements[0]
+    direction = "ASC" if query.order == "asc" else "DESC"
+    sql = (
+        "SELECT * FROM (" + " UNION ALL ".join(f"({sql})" for sql, _ in statements) + ") AS page "
+        f"ORDER BY occurred_us {direction}, seq {direction} LIMIT %s"
+    )
+    return sql, [value for _, params in statements for value in params] + [query.limit]
+
+
 def count_statement(query_filter: Filter, tenant: str, group_by: str, mark: int) -> tuple[str, list[Any]]:
     """Counts of the records below the mark and of those above it, added up."""
     sources = (dataclasses.replace(INDEXED_COLUMNS, below_seq=mark), dataclasses.replace(TABLE, min_seq=mark))
@@ -88,7 +102,17 @@ def purge_mark(conn: Connection, tenant: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def unpurged(conn: Connection, tenant: str, query_filter: Filter) -> Filter:
+def bounded(query_filter: Filter, purged_before: int | None) -> Filter:
     """The filter, bounded below by the tenant's purge mark: nothing before it is shown."""
-    mark = purge_mark(conn, tenant)
-    return query_filter if mark is None else query_filter.merge(Filter(after_us=mark))
+    return query_filter if purged_before is None else query_filter.merge(Filter(after_us=purged_before))
+
+
+def read_marks(conn: Connection, tenant: str) -> tuple[int | None, int]:
+    """The tenant's purge mark and index mark, in one round trip: what every search needs."""
+    row = conn.execute(
+        "SELECT (SELECT before_us FROM purges WHERE tenant = %s), "
+        "(SELECT indexed_below FROM index_marks WHERE tenant = %s)",
+        (tenant, tenant),
+    ).fetchone()
+    assert row is not None  # a SELECT without FROM gives one row
+    return (None if row[0] is None else int(row[0])), int(row[1] or 0)

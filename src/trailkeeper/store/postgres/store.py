@@ -35,11 +35,12 @@ from trailkeeper.store.postgres.partitions import Month, Partitions, add_months,
 from trailkeeper.store.postgres.reads import (
     RECORD_BY_LEAF,
     RECORDS_SINCE_SEQ,
+    bounded,
     count_statement,
     hash_to_verify,
-    page_statements,
+    page_statement,
     purge_mark,
-    unpurged,
+    read_marks,
 )
 from trailkeeper.store.postgres.rows import Rows, copy
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
@@ -316,23 +317,18 @@ class PostgresStore(Store):
 
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
         with self._connection() as conn:
-            bounded = dataclasses.replace(query, filter=unpurged(conn, query.tenant, query.filter))
-            statements = page_statements(bounded, indexed_below(conn, query.tenant))
-            rows = []
-            for sql, params in statements:
-                rows += conn.execute(sql, params).fetchall()
-        if len(statements) > 1:
-            rows.sort(key=lambda row: (row[0], row[1]), reverse=query.order != "asc")
-            del rows[query.limit :]
+            purged_before, mark = read_marks(conn, query.tenant)
+            page = dataclasses.replace(query, filter=bounded(query.filter, purged_before))
+            rows = conn.execute(*page_statement(page, mark)).fetchall()
         return [
             (Position(int(o), int(s)), with_leaf_hash(bytes(body), bytes(leaf))) for o, s, body, leaf in rows
         ]
 
     def count(self, tenant: str, filter: Filter, group_by: str) -> list[tuple[str | None, int]]:
         with self._connection() as conn:
-            bounded = unpurged(conn, tenant, filter)
+            purged_before, mark = read_marks(conn, tenant)
             rows = conn.execute(
-                *count_statement(bounded, tenant, group_by, indexed_below(conn, tenant))
+                *count_statement(bounded(filter, purged_before), tenant, group_by, mark)
             ).fetchall()
         return [(None if key is None else text_from_column(str(key)), int(n)) for key, n in rows]
 
