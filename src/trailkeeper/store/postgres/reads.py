@@ -53,9 +53,16 @@ def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
     if mark > 0:
         indexed = dataclasses.replace(INDEXED, below_seq=mark)
         statements.append(for_psycopg(*page_sql(query, DIALECT, source=indexed)))
-    unindexed = dataclasses.replace(TABLE, min_seq=mark)
-    statements.append(for_psycopg(*page_sql(query, DIALECT, sort_after=True, source=unindexed)))
+    # A page never reads past the log's size when it began: nothing to read above the mark
+    # once the mark has reached it.
+    if not statements or query.below_seq is None or mark < query.below_seq:
+        statements.append(for_psycopg(*page_sql(query, DIALECT, sort_after=True, source=unindexed(mark))))
     return statements
+
+
+def unindexed(mark: int) -> Source:
+    """The records at or above the mark, read from ``events`` by seq."""
+    return dataclasses.replace(TABLE, min_seq=mark, by_seq=True)
 
 
 def page_statement(query: PageQuery, mark: int) -> tuple[str, list[Any]]:
@@ -74,7 +81,7 @@ def page_statement(query: PageQuery, mark: int) -> tuple[str, list[Any]]:
 
 def count_statement(query_filter: Filter, tenant: str, group_by: str, mark: int) -> tuple[str, list[Any]]:
     """Counts of the records below the mark and of those above it, added up."""
-    sources = (dataclasses.replace(INDEXED_COLUMNS, below_seq=mark), dataclasses.replace(TABLE, min_seq=mark))
+    sources = (dataclasses.replace(INDEXED_COLUMNS, below_seq=mark), unindexed(mark))
     return for_psycopg(
         *count_sql(query_filter, tenant, group_by, DIALECT, sources if mark > 0 else sources[1:])
     )
