@@ -1,9 +1,9 @@
 """PostgreSQL ingest and search: ``python -m bench pg [--events N] [--pg-admin URL]``.
 
 The log appends N generated events through ``AuditLog.record_many`` in batches of 1,000 (tree
-on); the floor copies the very rows it stored (events, leaves, targets, search rows) with ``COPY`` into a
-fresh database with the same schema, in the same batches, in the same run. Each database is
-created for the run and dropped after it.
+on); the floor copies the very rows it stored (events, leaves, targets, and their copies for
+search) with ``COPY`` into a fresh database with the same schema, in the same batches, in the
+same run. Each database is created for the run and dropped after it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ BATCH = 1000
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Copied in this order, each filtered to one batch of seqs: what an append writes, then what
 # the indexer copies after it.
-TABLES = ("leaves", "events", "event_targets", "search_rows")
+TABLES = ("leaves", "events", "event_targets", "search_rows", "search_targets")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ _TABLES = (
     "events",
     "event_targets",
     "search_rows",
+    "search_targets",
     "index_marks",
     "tiles",
     "checkpoints",

@@ -311,7 +311,11 @@ def test_a_database_of_version_4_gets_the_search_rows_of_its_records_on_upgrade(
     require_postgres()
     with temporary_database() as old:
         with AuditLog.open(old, key_dir=tmp_path / "keys") as log:
-            log.record_many("acme", [{**LOGIN, "description": "quarterly renewal"}, {**LOGIN, "id": "e2"}])
+            deal = {"type": "deal", "id": "deal-7"}
+            log.record_many(
+                "acme",
+                [{**LOGIN, "description": "quarterly renewal"}, {**LOGIN, "id": "e2", "targets": [deal]}],
+            )
             log.record_many("beta", [{**LOGIN, "occurred_at": "2001-02-03T04:05:06Z"}])
         # Back to version 4: no search rows, and the value and text indexes on the events.
         version_4 = [
@@ -319,10 +323,11 @@ def test_a_database_of_version_4_gets_the_search_rows_of_its_records_on_upgrade(
             for version, steps in pg_store.MIGRATIONS
             if version == 1
             for statement in steps
-            if isinstance(statement, str) and statement.startswith("CREATE INDEX events_")
+            if isinstance(statement, str)
+            and statement.startswith(("CREATE INDEX events_", "CREATE INDEX event_"))
         ]
         with psycopg.connect(old, autocommit=True) as conn:
-            conn.execute("DROP TABLE search_rows, index_marks")
+            conn.execute("DROP TABLE search_rows, search_targets, index_marks")
             for statement in version_4:
                 conn.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
             conn.execute("DELETE FROM schema_version WHERE version = 5")
@@ -333,24 +338,18 @@ def test_a_database_of_version_4_gets_the_search_rows_of_its_records_on_upgrade(
             assert [log.store.indexed_below(t) for t in ("acme", "beta")] == [2, 1]  # type: ignore[attr-defined]
             assert [r["seq"] for r in log.search("acme", "renewal").events] == [0]
             assert [r["seq"] for r in log.search("beta", "actor:u1").events] == [0]
+            assert [r["seq"] for r in log.search("acme", "target:deal-7").events] == [1]
+            assert log.verify("acme").intact
             assert log.stats("acme", "renewal", group_by="actor")["counts"] == [{"key": "u1", "count": 1}]
-        with psycopg.connect(old) as conn:
-            months = {
-                name
-                for (name,) in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE tablename LIKE 'search_rows%%'"
-                )
-            }
-        # The month that has a partition of events has one of search rows too.
-        assert months == {
-            "search_rows_default",
-            *(n.replace("events", "search_rows") for n in _event_partitions(old)),
-        }
+        # The month that has a partition of events has one of search rows and targets too.
+        events = _tables_like(old, "events%")
+        assert _tables_like(old, "search_rows%") == {n.replace("events", "search_rows") for n in events}
+        assert _tables_like(old, "search_targets%") == {n.replace("events", "search_targets") for n in events}
 
 
-def _event_partitions(url: str) -> set[str]:
+def _tables_like(url: str, pattern: str) -> set[str]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'events%%'").fetchall()
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (pattern,)).fetchall()
     return {name for (name,) in rows}
 
 
@@ -402,6 +401,10 @@ _BIG_SEARCH = f"""
 INSERT INTO {{partition}} ({pg_store.SEARCH_ROW_COLUMNS})
 SELECT {pg_store.SEARCH_ROW_COLUMNS} FROM {pg_store.partition_name("events", BIG_MONTH)}
 """
+_BIG_SEARCH_TARGETS = f"""
+INSERT INTO {{partition}} ({pg_store.TARGET_COLUMNS})
+SELECT {pg_store.TARGET_COLUMNS} FROM {pg_store.partition_name("event_targets", BIG_MONTH)}
+"""
 _BIG_LEAVES = """
 INSERT INTO leaves (tenant, seq, id, occurred_us, leaf_hash)
 SELECT 'big', i, 'event-' || i, %(start)s::bigint + i * %(step)s::bigint, sha256(int8send(i))
@@ -425,6 +428,7 @@ def big_database() -> Iterator[str]:
                 ("events", _BIG_EVENTS),
                 ("event_targets", _BIG_TARGETS),
                 ("search_rows", _BIG_SEARCH),
+                ("search_targets", _BIG_SEARCH_TARGETS),
             ):
                 partition = pg_store.partition_name(table, BIG_MONTH)
                 conn.execute(f"CREATE UNLOGGED TABLE {partition} (LIKE {table} INCLUDING DEFAULTS)")
@@ -634,6 +638,8 @@ def test_a_target_row_changed_by_hand_is_a_changed_record(log: AuditLog, url: st
             "UPDATE search_rows SET tsv = to_tsvector('simple', 'planted') WHERE seq = 2",
             "the words of record 2",
         ),
+        ("UPDATE search_targets SET id = 'deal-9' WHERE seq = 2", "the targets of record 2 differ"),
+        ("DELETE FROM search_targets WHERE seq = 2", "the targets of record 2 differ"),
     ],
 )
 def test_a_search_row_changed_by_hand_is_a_changed_record(
@@ -641,7 +647,8 @@ def test_a_search_row_changed_by_hand_is_a_changed_record(
 ) -> None:
     # What searches read below the index mark is checked against the records too: a changed
     # copy would hide a record from a search, or show it to one it does not match.
-    log.record_many("acme", [{**LOGIN, "description": f"call {n}"} for n in range(4)])
+    deal = {"type": "deal", "id": "deal-1"}
+    log.record_many("acme", [{**LOGIN, "description": f"call {n}", "targets": [deal]} for n in range(4)])
     log.store.indexer.catch_up()  # type: ignore[attr-defined]
     assert log.verify("acme").intact
     with psycopg.connect(url, autocommit=True) as conn:

@@ -165,6 +165,10 @@ def _term(
             return (f"NOT {exists}" if term.negated else exists), values
         match, values = _match(f"t.{TARGET_COLUMNS[term.field]}", term, p)
         inner = f"SELECT t.seq FROM {source.targets} t WHERE t.tenant = {p} AND {match}"
+        if source.min_seq is not None:
+            # Only the targets of the rows read: those of a short tail, found by seq.
+            inner += f" AND t.seq >= {p}"
+            values = [*values, source.min_seq]
         keyword = "NOT IN" if term.negated else "IN"
         return f"e.seq {keyword} ({inner})", [tenant, *values]
     column = f"e.{COLUMNS[term.field]}"

@@ -1,4 +1,5 @@
-"""The search rows of each tenant's log, copied from ``events`` after the appends commit.
+"""The search rows of each tenant's log, copied from ``events`` after the appends commit,
+and its target rows, copied from ``event_targets``.
 
 An append writes a record's row with its two keys only; this copies the row's values and
 words into ``search_rows``, whose dozen indexes then grow by a large batch at a time, on the
@@ -20,7 +21,13 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from trailkeeper.store.postgres.schema import LOCK_CLASS, PARTITION_LOCK, SEARCH_ROW_COLUMNS, Connection
+from trailkeeper.store.postgres.schema import (
+    LOCK_CLASS,
+    PARTITION_LOCK,
+    SEARCH_ROW_COLUMNS,
+    TARGET_COLUMNS,
+    Connection,
+)
 
 log = logging.getLogger("trailkeeper.store.postgres")
 
@@ -34,6 +41,10 @@ _BEHIND = (
 )
 _COPY = (
     f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_COLUMNS} FROM events "
+    "WHERE tenant = %s AND seq >= %s AND seq < %s"
+)
+_COPY_TARGETS = (
+    f"INSERT INTO search_targets ({TARGET_COLUMNS}) SELECT {TARGET_COLUMNS} FROM event_targets "
     "WHERE tenant = %s AND seq >= %s AND seq < %s"
 )
 
@@ -61,6 +72,7 @@ def index_pass(conn: Connection, rows: int = PASS_ROWS) -> tuple[int, bool]:
             # transaction that inserts the rows. A seq without a row (its month dropped, or
             # purged) has nothing to copy.
             conn.execute(_COPY, (tenant, mark, end))
+            conn.execute(_COPY_TARGETS, (tenant, mark, end))
             conn.execute("UPDATE index_marks SET indexed_below = %s WHERE tenant = %s", (end, tenant))
         moved += end - mark
         more = more or end < size

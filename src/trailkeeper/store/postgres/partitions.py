@@ -1,5 +1,5 @@
-"""Monthly partitions of ``events``, ``event_targets`` and ``search_rows``: the months, their
-names, and their creation on demand."""
+"""Monthly partitions of ``events``, ``event_targets`` and their derived copies: the months,
+their names, and their creation on demand."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from trailkeeper.store.postgres.schema import LOCK_CLASS, PARTITION_LOCK
 log = logging.getLogger("trailkeeper.store.postgres")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-PARTITIONED = ("events", "event_targets", "search_rows")
+PARTITIONED = ("events", "event_targets", "search_rows", "search_targets")
 Month = tuple[int, int]
 
 
@@ -45,7 +45,7 @@ def partition_name(table: str, month: Month) -> str:
     return f"{table}_{month[0]:04d}_{month[1]:02d}"
 
 
-_PARTITION_NAME = re.compile(r"(?:events|event_targets|search_rows)_(\d{4})_(\d{2})")
+_PARTITION_NAME = re.compile(r"(?:events|event_targets|search_rows|search_targets)_(\d{4})_(\d{2})")
 
 
 def month_of_partition(name: str) -> Month | None:

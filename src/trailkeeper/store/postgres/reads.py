@@ -37,9 +37,10 @@ INDEXED = Source(
     rows="search_rows e JOIN events m "
     "ON m.tenant = e.tenant AND m.occurred_us = e.occurred_us AND m.seq = e.seq",
     record="m",
+    targets="search_targets",
 )
 # What a count needs of them: the search rows alone.
-INDEXED_COLUMNS = Source(rows="search_rows e")
+INDEXED_COLUMNS = Source(rows="search_rows e", targets="search_targets")
 
 
 def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
@@ -61,7 +62,8 @@ def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
 
 
 def unindexed(mark: int) -> Source:
-    """The records at or above the mark, read from ``events`` by seq."""
+    """The records at or above the mark, read from ``events`` by seq, and their targets
+    from ``event_targets``, by seq too."""
     return dataclasses.replace(TABLE, min_seq=mark, by_seq=True)
 
 

@@ -10,7 +10,8 @@ Layout, and why:
   must hold the partition key, hence the primary key (tenant, occurred_us, seq), which is
   also the time index. ``event_targets`` is partitioned the same way.
 * ``search_rows`` is derived: a copy of each record's values and words, partitioned in the
-  same months, with an index for every filter. Servers fill it after their appends commit
+  same months, with an index for every filter; ``search_targets`` likewise holds a copy of
+  the target rows, found by id and by type. Servers fill it after their appends commit
   (store/postgres/index.py), up to each tenant's ``index_marks`` row; searches read the
   records past the mark from ``events``, by seq.
 * ``tiles``, ``heads``, ``checkpoints`` and the tenant's verifier key complete the tree.
@@ -187,19 +188,23 @@ SEARCH_ROW_COLUMNS = (
 Step = str | Callable[[Connection], None]
 
 
+TARGET_COLUMNS = "tenant, seq, occurred_us, type, id"
+
+
 def fill_search_rows(conn: Connection) -> None:
-    """Version 5's data: a partition of ``search_rows`` for each month ``events`` has one,
-    then every record's search row, and each tenant's mark at the end of its log."""
+    """Version 5's data: a partition of ``search_rows`` and ``search_targets`` for each month
+    ``events`` has one, then every record's search row and targets, and each tenant's mark
+    at the end of its log."""
     months = conn.execute(
         "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
         "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass "
         "AND c.relname <> 'events_default'"
     ).fetchall()
     for name, bound in months:
-        conn.execute(
-            f"CREATE TABLE search_rows{name.removeprefix('events')} PARTITION OF search_rows {bound}"
-        )
+        for table in ("search_rows", "search_targets"):
+            conn.execute(f"CREATE TABLE {table}{name.removeprefix('events')} PARTITION OF {table} {bound}")
     conn.execute(f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_COLUMNS} FROM events")
+    conn.execute(f"INSERT INTO search_targets ({TARGET_COLUMNS}) SELECT {TARGET_COLUMNS} FROM event_targets")
     conn.execute("INSERT INTO index_marks (tenant, indexed_below) SELECT tenant, tree_size FROM heads")
 
 
@@ -220,6 +225,19 @@ _V5: tuple[Step, ...] = (
         tenant {_TEXT} PRIMARY KEY,
         indexed_below bigint NOT NULL
     )""",
+    # The targets go the same way: an append writes them found by seq only (for verify and
+    # for the records past the mark), and the indexer copies them where a target search
+    # finds them by id or type.
+    f"""CREATE TABLE search_targets (
+        tenant {_TEXT} NOT NULL,
+        seq bigint NOT NULL,
+        occurred_us bigint NOT NULL,
+        type {_TEXT} NOT NULL,
+        id {_TEXT} NOT NULL
+    ) PARTITION BY RANGE (occurred_us)""",
+    "CREATE TABLE search_targets_default PARTITION OF search_targets DEFAULT",
+    "DROP INDEX event_targets_id",
+    "DROP INDEX event_targets_type",
     *(
         f"DROP INDEX {name}"
         for name in (
@@ -252,6 +270,10 @@ _V5: tuple[Step, ...] = (
     "WHERE workflow_run IS NOT NULL",
     "CREATE INDEX search_ip ON search_rows (tenant, ip, occurred_us, seq) WHERE ip IS NOT NULL",
     "CREATE INDEX search_text ON search_rows USING gin (tsv)",
+    "CREATE INDEX search_targets_id ON search_targets (tenant, id, seq)",
+    "CREATE INDEX search_targets_type ON search_targets (tenant, type, seq)",
+    # What verify compares with the targets written with the records.
+    "CREATE INDEX search_targets_seq ON search_targets (tenant, seq)",
 )
 
 MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))

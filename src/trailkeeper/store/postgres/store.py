@@ -61,6 +61,21 @@ _INDEXED_COLUMNS = (
     + _SAME_ROW.format(a="x")
     + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s ORDER BY l.seq"
 )
+_TARGETS_OF = (
+    "SELECT seq, type, id FROM {table} WHERE tenant = %(tenant)s AND seq >= %(start)s AND seq < %(end)s"
+)
+# The first record whose targets are not the same in the two tables, counted with repeats.
+_TARGETS_DIFFERENCE = (
+    "SELECT min(seq) FROM (("
+    + _TARGETS_OF.format(table="event_targets")
+    + " EXCEPT ALL "
+    + _TARGETS_OF.format(table="search_targets")
+    + ") UNION ALL ("
+    + _TARGETS_OF.format(table="search_targets")
+    + " EXCEPT ALL "
+    + _TARGETS_OF.format(table="event_targets")
+    + ")) AS differ"
+)
 # Store.index_difference: the first record whose search row differs from its row in events.
 _INDEX_DIFFERENCE = (
     "SELECT l.seq, x.seq IS NULL, x.tsv IS DISTINCT FROM e.tsv, "
@@ -251,9 +266,12 @@ class PostgresStore(Store):
             if stop <= start:
                 return start, []
             rows = conn.execute(_INDEXED_COLUMNS, (tenant, start, stop)).fetchall()
+            targets_differ = _targets_difference(conn, tenant, start, stop)
         copied: list[bytes | None] = []
         for seq, occurred_us, purged, differs, *values in rows:
-            if purged:
+            if seq == targets_differ:
+                copied.append(None)  # its copied targets differ: index_difference says how
+            elif purged:
                 copied.append(columns_text([seq, tenant, occurred_us] + [None] * (len(values) - 1)))
             elif differs:
                 copied.append(None)  # no search row, or other words: index_difference says which
@@ -265,6 +283,12 @@ class PostgresStore(Store):
     def index_difference(self, tenant: str, start: int, end: int) -> tuple[int, str] | None:
         with self._connection() as conn:
             row = conn.execute(_INDEX_DIFFERENCE, (tenant, start, end)).fetchone()
+            targets_differ = _targets_difference(conn, tenant, start, end)
+        if targets_differ is not None and (row is None or targets_differ < row[0]):
+            message = (
+                f"the targets of record {targets_differ} differ between event_targets and search_targets"
+            )
+            return targets_differ, message
         if row is None:
             return None
         seq, missing, words = row[0], row[1], row[2]
@@ -419,6 +443,7 @@ class PostgresStore(Store):
             lock_mark(conn, tenant, wait=True)
             conn.execute("DELETE FROM event_targets WHERE tenant = %s AND occurred_us < %s", bound)
             conn.execute("DELETE FROM search_rows WHERE tenant = %s AND occurred_us < %s", bound)
+            conn.execute("DELETE FROM search_targets WHERE tenant = %s AND occurred_us < %s", bound)
             cursor = conn.execute("DELETE FROM events WHERE tenant = %s AND occurred_us < %s", bound)
             conn.execute(
                 "INSERT INTO purges (tenant, before_us) VALUES (%s, %s) ON CONFLICT (tenant) "
@@ -466,6 +491,13 @@ class PostgresStore(Store):
     def close(self) -> None:
         self.indexer.close()
         self._pool.close()
+
+
+def _targets_difference(conn: Connection, tenant: str, start: int, end: int) -> int | None:
+    """The first record of ``start <= seq < end`` whose copied targets differ from those
+    written with it; None when none does."""
+    row = conn.execute(_TARGETS_DIFFERENCE, {"tenant": tenant, "start": start, "end": end}).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
