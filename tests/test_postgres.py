@@ -692,6 +692,7 @@ def _decoded_tsvector(data: bytes) -> dict[str, list[int]]:
     for _ in range(count):
         end = data.index(b"\0", at)
         lexeme, at = data[at:end].decode(), end + 1
+        assert lexeme not in out, f"{lexeme!r} twice"
         n = int.from_bytes(data[at : at + 2], "big")
         out[lexeme] = [int.from_bytes(data[at + 2 + 2 * i : at + 4 + 2 * i], "big") for i in range(n)]
         at += 2 + 2 * n
