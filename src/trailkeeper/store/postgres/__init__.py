@@ -38,6 +38,7 @@ from trailkeeper.store.postgres.schema import (
     LATEST,
     MIGRATIONS,
     SEARCH_ROW_COLUMNS,
+    SEARCH_ROW_VALUES,
     TARGET_COLUMNS,
     Connection,
     apply_migrations,
@@ -55,7 +56,7 @@ from trailkeeper.store.postgres.text import (
     column_text,
     text_from_column,
     tsquery_text,
-    tsvector_binary,
+    tsvector_text,
     words,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "RECORDS_SINCE_SEQ",
     "RECORD_BY_LEAF",
     "SEARCH_ROW_COLUMNS",
+    "SEARCH_ROW_VALUES",
     "TARGET_COLUMNS",
     "Connection",
     "Indexer",
@@ -93,6 +95,6 @@ __all__ = [
     "partition_name",
     "text_from_column",
     "tsquery_text",
-    "tsvector_binary",
+    "tsvector_text",
     "words",
 ]

@@ -25,6 +25,7 @@ from trailkeeper.store.postgres.schema import (
     LOCK_CLASS,
     PARTITION_LOCK,
     SEARCH_ROW_COLUMNS,
+    SEARCH_ROW_VALUES,
     TARGET_COLUMNS,
     Connection,
 )
@@ -40,7 +41,7 @@ _BEHIND = (
     "WHERE h.tree_size > coalesce(m.indexed_below, 0) ORDER BY h.tenant"
 )
 _COPY = (
-    f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_COLUMNS} FROM events "
+    f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_VALUES} FROM events "
     "WHERE tenant = %s AND seq >= %s AND seq < %s"
 )
 _COPY_TARGETS = (

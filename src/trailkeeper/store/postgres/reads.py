@@ -62,9 +62,11 @@ def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
 
 
 def unindexed(mark: int) -> Source:
-    """The records at or above the mark, read from ``events`` by seq, and their targets
-    from ``event_targets``, by seq too."""
-    return dataclasses.replace(TABLE, min_seq=mark, by_seq=True)
+    """The records at or above the mark, read from ``events`` by seq, their words made into
+    a tsvector as they are read, and their targets from ``event_targets``, by seq too."""
+    return dataclasses.replace(
+        TABLE, min_seq=mark, by_seq=True, text_clause="e.words::tsvector @@ ?::tsquery"
+    )
 
 
 def page_statement(query: PageQuery, mark: int) -> tuple[str, list[Any]]:

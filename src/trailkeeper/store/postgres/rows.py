@@ -9,12 +9,12 @@ from typing import Any
 
 from trailkeeper.events import Prepared
 from trailkeeper.store.postgres.schema import Connection
-from trailkeeper.store.postgres.text import column_text, tsvector_binary
+from trailkeeper.store.postgres.text import column_text, tsvector_text
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES, index_columns, search_text
 
 # COPY in binary: measured against the text form and against pipelined INSERTs, it costs
 # the server a quarter less than text and half what INSERTs do. Each column's binary type
-# is named; a tsvector is sent as bytes already in its binary form (.text).
+# is named; the words, UTF-8 text made as bytes, are sent as they are.
 _EVENT_COLUMNS = (
     ("tenant", "text"),
     ("seq", "int8"),
@@ -22,7 +22,7 @@ _EVENT_COLUMNS = (
     ("body", "bytea"),
     ("occurred_us", "int8"),
     *((name, "text") for name in INDEX_COLUMN_NAMES[1:]),
-    ("tsv", "bytea"),
+    ("words", "bytea"),
 )
 _LEAF_COLUMNS = (
     ("tenant", "text"),
@@ -57,8 +57,7 @@ def event_rows(tenant: str, seq: int, prepared: Prepared, rows: Rows) -> bytes:
     occurred_us = prepared.occurred_us
     columns = [column_text(v) if isinstance(v, str) else v for v in index_columns(record, occurred_us)]
     text = search_text(record)
-    tsv = tsvector_binary(text) if text else None
-    rows.events.append((tenant, seq, leaf, body, *columns, tsv))
+    rows.events.append((tenant, seq, leaf, body, *columns, tsvector_text(text) if text else None))
     rows.leaves.append((tenant, seq, prepared.id, occurred_us, leaf))
     seen: set[tuple[str, str]] = set()
     for target in record.get("targets", ()):

@@ -177,11 +177,13 @@ _SEARCH_COLUMNS = f"""
         ip {_TEXT},
         tsv tsvector"""
 
-# What the indexer copies from a record's row of ``events`` (and nothing it computes).
+# A search row's columns, and what the indexer makes each of from the record's row of
+# ``events``: the same values, and the words as a tsvector.
 SEARCH_ROW_COLUMNS = (
     "tenant, occurred_us, seq, category, action, outcome, actor_type, actor_id, integration, "
     "workflow_run, ip, tsv"
 )
+SEARCH_ROW_VALUES = SEARCH_ROW_COLUMNS.replace("tsv", "words::tsvector")
 
 
 # A migration's step: a statement, or Python that runs in its transaction.
@@ -203,7 +205,7 @@ def fill_search_rows(conn: Connection) -> None:
     for name, bound in months:
         for table in ("search_rows", "search_targets"):
             conn.execute(f"CREATE TABLE {table}{name.removeprefix('events')} PARTITION OF {table} {bound}")
-    conn.execute(f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_COLUMNS} FROM events")
+    conn.execute(f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_VALUES} FROM events")
     conn.execute(f"INSERT INTO search_targets ({TARGET_COLUMNS}) SELECT {TARGET_COLUMNS} FROM event_targets")
     conn.execute("INSERT INTO index_marks (tenant, indexed_below) SELECT tenant, tree_size FROM heads")
 
@@ -252,6 +254,10 @@ _V5: tuple[Step, ...] = (
             "events_text",
         )
     ),
+    # The words of a record, as the text form of a tsvector that the writer makes (cheaper
+    # than the binary form) and the server reads when it copies the search row.
+    "ALTER TABLE events RENAME COLUMN tsv TO words",
+    "ALTER TABLE events ALTER COLUMN words TYPE text USING words::text",
     # A database of an earlier version gets its search rows here, once; their indexes are
     # made after, each built sorted rather than grown row by row.
     fill_search_rows,

@@ -53,7 +53,7 @@ _SAME_ROW = "ON {a}.tenant = l.tenant AND {a}.occurred_us = l.occurred_us AND {a
 # Store.indexed_columns: each record's search row, and whether it has its row in events (a
 # purged record has neither, and verify reads only its time) and the words of that row.
 _INDEXED_COLUMNS = (
-    "SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR x.tsv IS DISTINCT FROM e.tsv, "
+    "SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR x.tsv IS DISTINCT FROM e.words::tsvector, "
     + ", ".join(f"x.{name}" for name in INDEX_COLUMN_NAMES)
     + " FROM leaves l LEFT JOIN events e "
     + _SAME_ROW.format(a="e")
@@ -78,14 +78,15 @@ _TARGETS_DIFFERENCE = (
 )
 # Store.index_difference: the first record whose search row differs from its row in events.
 _INDEX_DIFFERENCE = (
-    "SELECT l.seq, x.seq IS NULL, x.tsv IS DISTINCT FROM e.tsv, "
+    "SELECT l.seq, x.seq IS NULL, x.tsv IS DISTINCT FROM e.words::tsvector, "
     + ", ".join(f"e.{name}, x.{name}" for name in INDEX_COLUMN_NAMES)
     + " FROM leaves l JOIN events e "
     + _SAME_ROW.format(a="e")
     + " LEFT JOIN search_rows x "
     + _SAME_ROW.format(a="x")
     + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s AND (x.seq IS NULL OR "
-    + " OR ".join(f"x.{name} IS DISTINCT FROM e.{name}" for name in (*INDEX_COLUMN_NAMES, "tsv"))
+    + " OR ".join(f"x.{name} IS DISTINCT FROM e.{name}" for name in INDEX_COLUMN_NAMES)
+    + " OR x.tsv IS DISTINCT FROM e.words::tsvector"
     + ") ORDER BY l.seq LIMIT 1"
 )
 

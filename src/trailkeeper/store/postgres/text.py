@@ -4,7 +4,6 @@ as the stored ``tsvector`` and the query's ``tsquery`` both see them."""
 from __future__ import annotations
 
 import re
-import struct
 import unicodedata
 from collections.abc import Sequence
 
@@ -39,10 +38,10 @@ def text_from_column(value: str) -> str:
 # whole) never sees user text.
 _WORD = re.compile(r"[^\W_]+")
 # tsvector and tsquery refuse a lexeme of 2048 bytes or more (a word of 512 characters may
-# be that long in UTF-8), a position past 16383, and more than 256 positions of one lexeme.
+# be that long in UTF-8); a tsvector keeps no position past 16383 and at most 256 positions
+# of one lexeme.
 _MAX_LEXEME_BYTES = 2047
 _MAX_POSITION = 16383
-_MAX_POSITIONS = 256
 _SHORT_WORD = _MAX_LEXEME_BYTES // 4
 
 
@@ -66,8 +65,8 @@ _ASCII_WORDS = bytes(
     c | 0x20 if 0x41 <= c <= 0x5A else c if 0x30 <= c <= 0x39 or 0x61 <= c <= 0x7A else 0x20
     for c in range(256)
 )
-# A word's entry when it occurs once, by position: its NUL, a count of 1, the position.
-_ONCE = tuple(b"\0\0\1" + position.to_bytes(2, "big") for position in range(1, _MAX_POSITION + 1))
+# A word's place, as the text form of a tsvector writes it after the word, by position.
+_PLACE = tuple(b":%d" % position for position in range(1, _MAX_POSITION + 1))
 
 
 def _lexemes(text: str) -> list[bytes]:
@@ -77,35 +76,28 @@ def _lexemes(text: str) -> list[bytes]:
     return [word.encode() for word in words(text)]
 
 
-def tsvector_binary(text: str) -> bytes | None:
-    """A record's search text as a ``tsvector`` in PostgreSQL's binary form (what COPY
-    BINARY takes; quicker for the server to read than the text form): the count of
-    lexemes, then each lexeme, NUL-terminated, with its count of positions and the
-    positions, ascending, as 16-bit integers. Positions let a phrase match only its words
-    in order. None when there are no words.
+def tsvector_text(text: str) -> bytes | None:
+    """A record's search text as the text form of a ``tsvector``: each word with its place
+    (``deal:1 renewal:2 deal:3``), which PostgreSQL reads into one entry per word with its
+    places in order, keeping at most 256 places of a word and none past 16383, as a tsvector
+    does. Places let a phrase match only its words in order. None when there are no words.
 
-    The writer makes one per record it appends, so the common shapes are taken apart by C
-    loops (map, join) rather than a Python statement per word."""
+    The writer makes one per record it appends and the server reads it when it copies the
+    record's search row, so the common shape is made by C loops (map, join); the words are
+    letters and digits, which that form takes as they are."""
     found = _lexemes(text)
     count = len(found)
     if not count:
         return None
-    if count <= _MAX_POSITION and len(set(found)) == count and max(map(len, found)) <= _MAX_LEXEME_BYTES:
-        return struct.pack("!i", count) + b"".join(map(bytes.__add__, found, _ONCE))
-    positions: dict[bytes, list[int]] = {}
-    for position, lexeme in enumerate(found, start=1):
-        at = positions.get(lexeme)
-        if at is None:
-            positions[lexeme] = [min(position, _MAX_POSITION)]
-        # Positions stop at 16383 and each must be larger than the one before.
-        elif len(at) < _MAX_POSITIONS and at[-1] < _MAX_POSITION:
-            at.append(min(position, _MAX_POSITION))
-    entries = [
-        lexeme + (_ONCE[at[0] - 1] if len(at) == 1 else b"\0" + struct.pack(f"!H{len(at)}H", len(at), *at))
-        for lexeme, at in positions.items()
+    if count <= _MAX_POSITION and max(map(len, found)) <= _MAX_LEXEME_BYTES:
+        return b" ".join(map(bytes.__add__, found, _PLACE))
+    # A word too long for a tsvector is left out; the places of the others stay.
+    kept = [
+        b"%s:%d" % (lexeme, min(position, _MAX_POSITION))
+        for position, lexeme in enumerate(found, start=1)
         if len(lexeme) <= _MAX_LEXEME_BYTES
     ]
-    return struct.pack("!i", len(entries)) + b"".join(entries) if entries else None
+    return b" ".join(kept) if kept else None
 
 
 def tsquery_text(terms: Sequence[str]) -> str | None:
