@@ -510,6 +510,10 @@ class AuditLog:
             return None
         return key
 
+    def key(self, key_id: str) -> ApiKey | None:
+        """A key by its id, revoked or not; None if there is no such key."""
+        return self.store.key(key_id)
+
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is not None:
             check_tenant(tenant)

@@ -8,11 +8,10 @@ import pytest
 
 from trailkeeper.api.errors import InvalidBody, RateLimited
 from trailkeeper.api.ratelimit import RateLimiter, TokenBucket
-from trailkeeper.api.routes.export import filename
 from trailkeeper.api.routes.ingest import events_of
 from trailkeeper.api.routes.params import ExportFormat, GroupBy
 from trailkeeper.errors import InvalidEvent
-from trailkeeper.exporters import FORMATS, encode_chunks
+from trailkeeper.exporters import FORMATS, attachment_name, encode_chunks
 from trailkeeper.store.base import GROUP_BY
 
 
@@ -95,7 +94,7 @@ def test_chunks_gather_lines_up_to_a_size() -> None:
 def test_export_filename_names_tenant_time_and_format() -> None:
     from datetime import UTC, datetime
 
-    assert filename("acme", "ocsf", datetime(2026, 5, 1, 12, 0, 9, tzinfo=UTC)) == (
+    assert attachment_name("acme", "ocsf", datetime(2026, 5, 1, 12, 0, 9, tzinfo=UTC)) == (
         "trailkeeper-acme-20260501T120009Z.ocsf.ndjson"
     )
 

@@ -15,6 +15,7 @@ escaped in every format).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -64,7 +65,37 @@ def export_lines(format: str, records: Iterable[Mapping[str, Any]]) -> Iterator[
     return writer(records)
 
 
-__all__ = ["CHUNK_BYTES", "FILE_EXTENSIONS", "FORMATS", "MEDIA_TYPES", "encode_chunks", "export_lines"]
+def attachment_name(tenant: str, format: str, now: datetime | None = None) -> str:
+    """The file name a download of an export is offered under, the same from the API and the
+    console: the tenant, the time of the export and the format's extension."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"trailkeeper-{tenant}-{stamp}{FILE_EXTENSIONS[format]}"
+
+
+class Counted:
+    """Records of an export, counted as they pass, so that the record of the export (a read
+    of the log, logged) can say how many went out, also when the download was cut short."""
+
+    def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
+        self.records = iter(records)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        for record in self.records:
+            self.count += 1
+            yield record
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "FILE_EXTENSIONS",
+    "FORMATS",
+    "MEDIA_TYPES",
+    "Counted",
+    "attachment_name",
+    "encode_chunks",
+    "export_lines",
+]
 
 
 # A chunk is sent once it holds this much: large enough that the thread hop per chunk costs

@@ -288,6 +288,9 @@ class Store(ABC):
     def key_by_hash(self, secret_hash: bytes) -> ApiKey | None: ...
 
     @abstractmethod
+    def key(self, key_id: str) -> ApiKey | None: ...
+
+    @abstractmethod
     def keys(self, tenant: str | None = None) -> list[ApiKey]: ...
 
     @abstractmethod

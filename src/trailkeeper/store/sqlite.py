@@ -701,6 +701,14 @@ class SQLiteStore(Store):
         )
         return self._key(row) if row else None
 
+    def key(self, key_id: str) -> ApiKey | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+            .fetchone()
+        )
+        return self._key(row) if row else None
+
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is None:
             rows = self._reader().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")

@@ -32,14 +32,14 @@ from starlette.responses import Response, StreamingResponse
 from trailkeeper.auditlog import AuditLog
 from trailkeeper.errors import InvalidArgument, NotFound, TrailkeeperError
 from trailkeeper.events import CATEGORIES, OUTCOMES
-from trailkeeper.exporters import MEDIA_TYPES
+from trailkeeper.exporters import MEDIA_TYPES, attachment_name
 from trailkeeper.notes import VerifierKey, open_checkpoint
 from trailkeeper.query import Filter, Term, describe
 from trailkeeper.reads import EXPORTED, READ, record_read
 from trailkeeper.web import pages
 from trailkeeper.web.chart import SERIES, ActivityCache, Bucket, count_activity, draw
 from trailkeeper.web.export import FORMATS as EXPORT_FORMATS
-from trailkeeper.web.export import attachment_name, export_body
+from trailkeeper.web.export import export_body
 from trailkeeper.web.integrity import Verifications
 from trailkeeper.web.proof import check_inclusion
 from trailkeeper.web.render import Templates, load_static, security_headers

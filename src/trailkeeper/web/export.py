@@ -7,10 +7,9 @@ One page of records is held at a time, however many match; the formats are the e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Final
 
-from trailkeeper.exporters import FILE_EXTENSIONS, encode_chunks, export_lines
+from trailkeeper.exporters import Counted, encode_chunks, export_lines
 from trailkeeper.store.base import Record
 
 FORMATS: Final = ("csv", "ndjson")
@@ -21,22 +20,10 @@ def export_body(
 ) -> Iterator[bytes]:
     """The bytes of an export, in chunks. ``finished(count, complete)`` is called at the end,
     also when the download is cut short, with how many records went out."""
-    count = 0
+    counted = Counted(records)
     complete = False
-
-    def counted() -> Iterator[Record]:
-        nonlocal count
-        for record in records:
-            count += 1
-            yield record
-
     try:
-        yield from encode_chunks(export_lines(format, counted()))
+        yield from encode_chunks(export_lines(format, counted))
         complete = True
     finally:
-        finished(count, complete)
-
-
-def attachment_name(tenant: str, format: str, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"trailkeeper-{tenant}-{stamp}{FILE_EXTENSIONS[format]}"
+        finished(counted.count, complete)

@@ -79,10 +79,9 @@ class SignIn:
         if session is None:
             return None
         try:
-            keys = self.log.keys(session.tenant)
+            key = self.log.key(session.key_id)
         except TrailkeeperError:
             return None
-        key = next((k for k in keys if k.id == session.key_id), None)
         if key is None or key.revoked_at is not None or key.tenant != session.tenant or not can_read(key):
             return None
         return Viewer(session, key, *reader_address(request))

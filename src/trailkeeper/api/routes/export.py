@@ -9,9 +9,8 @@ status line goes out: once streaming has begun, a 200 cannot be taken back.
 # routes at runtime, and they name objects local to routes().
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
@@ -23,27 +22,9 @@ from trailkeeper.api.routes.params import ExportParams
 from trailkeeper.api.schemas import AUTHENTICATED, error_responses
 from trailkeeper.api.service import Service
 from trailkeeper.errors import TrailkeeperError
-from trailkeeper.exporters import FILE_EXTENSIONS, MEDIA_TYPES, encode_chunks, export_lines
+from trailkeeper.exporters import MEDIA_TYPES, Counted, attachment_name, encode_chunks, export_lines
 
 _MEDIA = sorted({media.split(";", 1)[0] for media in MEDIA_TYPES.values()})
-
-
-class _Counted:
-    """Records of an export, counted as they pass, so that its record can say how many."""
-
-    def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
-        self.records = iter(records)
-        self.count = 0
-
-    def __iter__(self) -> Iterator[Mapping[str, Any]]:
-        for record in self.records:
-            self.count += 1
-            yield record
-
-
-def filename(tenant: str, format: str, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"trailkeeper-{tenant}-{stamp}{FILE_EXTENSIONS[format]}"
 
 
 def routes(service: Service) -> APIRouter:
@@ -84,12 +65,12 @@ def routes(service: Service) -> APIRouter:
                 extra={"format": params.format, "complete": complete},
             )
 
-        def begin() -> tuple[Iterator[bytes], _Counted]:
+        def begin() -> tuple[Iterator[bytes], Counted]:
             try:
                 query_filter = log.filter(
                     params.q or "", since=params.since, until=params.until, **params.filters()
                 )
-                counted = _Counted(log.iter_search(caller.tenant, query_filter, order=params.order))
+                counted = Counted(log.iter_search(caller.tenant, query_filter, order=params.order))
                 stream = encode_chunks(export_lines(params.format, counted))
                 first = list(itertools.islice(stream, 1))
             except TrailkeeperError as exc:
@@ -97,7 +78,7 @@ def routes(service: Service) -> APIRouter:
                 raise
             return itertools.chain(first, stream), counted
 
-        def body(stream: Iterator[bytes], counted: _Counted) -> Iterator[bytes]:
+        def body(stream: Iterator[bytes], counted: Counted) -> Iterator[bytes]:
             complete = False
             try:
                 yield from stream
@@ -107,12 +88,11 @@ def routes(service: Service) -> APIRouter:
                 record(counted.count, complete=complete)
 
         stream, counted = await run_in_threadpool(begin)
+        name = attachment_name(caller.tenant, params.format)
         return StreamingResponse(
             body(stream, counted),
             media_type=MEDIA_TYPES[params.format],
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename(caller.tenant, params.format)}"'
-            },
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     return router

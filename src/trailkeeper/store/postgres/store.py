@@ -378,6 +378,11 @@ class PostgresStore(Store):
             ).fetchone()
         return _key(row) if row else None
 
+    def key(self, key_id: str) -> ApiKey | None:
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+        return _key(row) if row else None
+
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
         with self._connection() as conn:
             if tenant is None:
