@@ -199,9 +199,13 @@ def test_no_traceback_for_an_unreachable_database(tmp_path: Path) -> None:
 
 def test_the_command_reference_is_current() -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-    assert path.read_text() == reference(), (
-        "regenerate with: python -m trailkeeper.cli reference > docs/cli.md"
-    )
+    assert path.read_text() == reference(), "regenerate with: trailkeeper reference > docs/cli.md"
+
+
+def test_the_reference_command_prints_it_and_is_not_listed_in_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "reference")
+    assert (code, out) == (0, reference())
+    assert "`trailkeeper reference`" not in out.split("\n## ", 1)[1]
 
 
 def test_every_command_of_the_contract_exists() -> None:
