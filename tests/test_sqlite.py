@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trailkeeper import AuditLog
+from trailkeeper.events import time_us
 from trailkeeper.query import parse_query
 from trailkeeper.store.base import PageQuery, Position
 from trailkeeper.store.migrations import LATEST, SQLITE_MIGRATIONS
@@ -117,6 +118,35 @@ def test_records_not_indexed_yet_are_read_from_the_newest_on(tmp_path: Path) -> 
     assert any("tail_fts" in step for step in unindexed), unindexed
     assert not any("events_fts" in step for step in unindexed), unindexed
     assert any("events_fts" in step for step in indexed), indexed
+
+
+def test_text_searches_of_unindexed_records_stay_right_as_records_arrive_and_get_indexed(
+    tmp_path: Path,
+) -> None:
+    # The words of the unindexed records are kept from one search to the next and only the
+    # newer records tokenized: whatever happens in between, a search finds what it should.
+    def found(log: AuditLog, tenant: str, query: str) -> list[int]:
+        return [r["seq"] for r in log.search(tenant, query, order="asc").events]
+
+    renewal = {**LOGIN, "description": "renewal call"}
+    with AuditLog.open(f"sqlite:///{tmp_path}/a.db") as log:
+        index = log.store.search_index  # type: ignore[attr-defined]
+        index.pause()
+        log.record_many("acme", [renewal, LOGIN, renewal])
+        assert found(log, "acme", "renewal") == [0, 2]
+        log.record_many("acme", [LOGIN, renewal])
+        assert found(log, "acme", "renewal") == [0, 2, 4]
+        log.record_many("beta", [renewal])
+        assert found(log, "beta", "renewal") == [0]
+        assert found(log, "acme", "renewal") == [0, 2, 4]
+        index.catch_up()  # the watermark passes every record
+        log.record_many("acme", [renewal])
+        assert found(log, "acme", "renewal") == [0, 2, 4, 5]
+        assert found(log, "acme", '"renewal call"') == [0, 2, 4, 5]
+        log.store.purge("acme", time_us("2100-01-01T00:00:00Z"))  # type: ignore[attr-defined]
+        log.record_many("acme", [{**renewal, "occurred_at": "2100-02-01T00:00:00Z"}])
+        # Purged words match nothing, though the tail table may still hold some.
+        assert found(log, "acme", "renewal") == [6]
 
 
 def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path: Path) -> None:
