@@ -289,7 +289,7 @@ def main() -> None:
         if args.what == "pg":
             from bench.pg import pg_bench
 
-            pg_bench(args.events)
+            pg_bench(args.events, args.producers)
             return
         if args.what == "http":
             from bench.http import http_ingest

@@ -1,4 +1,4 @@
-"""PostgreSQL ingest and search: ``python -m bench pg [--events N] [--pg-admin URL]``.
+"""PostgreSQL ingest and search: ``python -m bench pg [--events N] [--producers N]``.
 
 The log appends N generated events through ``AuditLog.record_many`` in batches of 1,000 (tree
 on); the floor copies the very rows it stored (events, leaves, targets, and their copies for
@@ -11,9 +11,11 @@ from __future__ import annotations
 import gc
 import secrets
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -41,14 +43,25 @@ def database(admin_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def pg_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
+def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dict[str, float]:
     batches = [generate(start, min(BATCH, events - start), events) for start in range(0, events, BATCH)]
     gc.freeze()  # the harness's input, out of the collector's reach (see bench.__main__.ingest)
     with database(admin_url) as source_url, database(admin_url) as floor_url:
         with AuditLog.open(source_url, key_dir=f"/tmp/{source_url.rsplit('/', 1)[1]}-keys") as log:
+            # Each producer appends its share of the batches in order, each call waiting for
+            # its commit; with several, the writer commits their batches together.
+            def produce(mine: list[list[dict[str, Any]]]) -> None:
+                for batch in mine:
+                    log.record_many("bench", batch)
+
+            threads = [
+                threading.Thread(target=produce, args=(batches[i::producers],)) for i in range(producers)
+            ]
             began = time.perf_counter()
-            for batch in batches:
-                log.record_many("bench", batch)
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
             elapsed = time.perf_counter() - began
             rate = events / elapsed
             # The search rows are copied in the background; searches read the records past
@@ -63,7 +76,10 @@ def pg_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
                 samples.append((time.perf_counter() - started) * 1000)
         floor = raw_copy(source_url, floor_url, events)
     median = statistics.median(samples[1:])
-    print(f"postgresql ingest: {events:,} events = {rate:,.0f} events/s (batches of {BATCH}, tree on)")
+    print(
+        f"postgresql ingest: {events:,} events = {rate:,.0f} events/s "
+        f"(batches of {BATCH}, {producers} producer(s), tree on)"
+    )
     print(f"                   all indexed = {indexed:,.0f} events/s sustained")
     print(f"floor: the same rows COPY'd raw = {floor:,.0f} events/s; ratio {rate / floor:.2f}")
     verdict = "meets" if median < 20 else "MISSES"

@@ -4,6 +4,7 @@ process, and the reads, keys, settings and retention of the :class:`Store` contr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ from trailkeeper.store.postgres.rows import Rows, copy
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
 from trailkeeper.store.postgres.text import text_from_column
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
+
+log = logging.getLogger("trailkeeper.store.postgres")
 
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
 
@@ -178,11 +181,18 @@ class PostgresStore(Store):
                 raise
             for tenant, (head, edge) in written.items():
                 self._edges[tenant] = (head.tree_size, head.root_hash, edge)
-            if self.index_inline:
-                self.indexer.catch_up()
-            else:
-                self.indexer.notify()
+            self._index_committed()
             return results, [head for head, _ in written.values()]
+
+    def _index_committed(self) -> None:
+        """Have what was just committed copied: now (inline) or by the indexer's thread."""
+        if self.index_inline:
+            try:
+                self.indexer.catch_up()
+                return
+            except Exception:  # the records are committed: they must be acknowledged
+                log.exception("copying search rows failed; the indexer's thread will")
+        self.indexer.notify()
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Store a checkpoint unless one of the same or a larger tree is stored already.
