@@ -355,6 +355,29 @@ def _tables_like(url: str, pattern: str) -> set[str]:
     return {name for (name,) in rows}
 
 
+def test_a_copy_of_search_rows_waits_while_partitions_are_being_made(log: AuditLog, url: str) -> None:
+    # Making a month's partitions locks events, then search_rows; a copy reads the one into
+    # the other. Were the copy not to wait for the partition lock, the two would deadlock.
+    log.record_many("acme", [LOGIN] * 3)
+    log.store.indexer.pause()  # type: ignore[attr-defined]
+    copied = threading.Event()
+
+    def copy() -> None:
+        with psycopg.connect(url) as conn:
+            pg_store.index_pass(conn)
+        copied.set()
+
+    with psycopg.connect(url) as ddl:
+        ddl.execute("SELECT pg_advisory_xact_lock(%s, %s)", (pg_store.LOCK_CLASS, pg_store.PARTITION_LOCK))
+        thread = threading.Thread(target=copy)
+        thread.start()
+        assert not copied.wait(1.0), "the copy did not wait for the partition lock"
+        ddl.rollback()
+    thread.join(30)
+    assert copied.is_set()
+    assert log.store.indexed_below("acme") == 3  # type: ignore[attr-defined]
+
+
 def test_search_rows_emptied_by_hand_are_copied_again_and_found_meanwhile(log: AuditLog, url: str) -> None:
     log.record_many(
         "acme", [{**LOGIN, "description": "renewal call"}, {**LOGIN, "actor": {"type": "user", "id": "u2"}}]

@@ -51,6 +51,10 @@ class Writer:
         self._pending: set[str] = set()
         self._last_signed: dict[str, float] = {}
         self._closed = False
+        # Taken to check ``_closed`` and queue in one step: a job queued after the stop
+        # sentinel would never be taken, and its caller would wait for ever (a request's
+        # thread, which keeps the process from exiting).
+        self._closing = threading.Lock()
         # Transactions committed: fewer than the batches appended when callers share commits.
         self.commits = 0
         self._thread = threading.Thread(target=self._run, name="trailkeeper-writer", daemon=True)
@@ -62,25 +66,28 @@ class Writer:
 
     def submit(self, request: AppendRequest) -> Future[list[Appended]]:
         """Queue one batch; the future resolves once it is committed."""
-        if self._closed:
-            raise Unavailable("the audit log is closed")
         job = _Job(request)
-        self._queue.put(job)
+        with self._closing:
+            if self._closed:
+                raise Unavailable("the audit log is closed")
+            self._queue.put(job)
         return job.done
 
     def sign_now(self, tenant: str) -> None:
         """Sign a checkpoint for the tenant's current tree, if it has grown since the last."""
-        if self._closed:
-            return
         job = _SignRequest(tenant)
-        self._queue.put(job)
+        with self._closing:
+            if self._closed:
+                return
+            self._queue.put(job)
         job.done.result()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._thread.join()
 
     # -- the writer thread -------------------------------------------------------------------

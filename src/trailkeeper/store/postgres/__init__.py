@@ -36,7 +36,9 @@ from trailkeeper.store.postgres.reads import (
 )
 from trailkeeper.store.postgres.schema import (
     LATEST,
+    LOCK_CLASS,
     MIGRATIONS,
+    PARTITION_LOCK,
     SEARCH_ROW_COLUMNS,
     SEARCH_ROW_VALUES,
     TARGET_COLUMNS,
@@ -65,8 +67,10 @@ __all__ = [
     "DROP_LOCK_TIMEOUT",
     "FUTURE_MONTHS",
     "LATEST",
+    "LOCK_CLASS",
     "MIGRATIONS",
     "PARTITIONED",
+    "PARTITION_LOCK",
     "PARTITION_LOCK_TIMEOUT",
     "PAST_MONTHS",
     "RECORDS_SINCE_SEQ",
