@@ -1,5 +1,6 @@
 """What reads and searches share: the SQL dialect of :mod:`trailkeeper.store.sql`, the
-queries that find a record's row, and the purge mark that bounds every search."""
+queries that find a record's row, the purge mark that bounds every search, and how a search
+reads the records on either side of the index mark (:mod:`.index`)."""
 
 from __future__ import annotations
 
