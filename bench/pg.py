@@ -95,11 +95,12 @@ def raw_copy(source_url: str, target_url: str, events: int) -> float:
             chunks: list[tuple[str, list[bytes]]] = []
             for table in TABLES:
                 data: list[bytes] = []
-                # Each table's rows of a batch of seqs, found through the leaves (search_rows
-                # has no index by seq: nothing else reads it that way).
+                # Each table's rows of a batch of seqs, looked up through their leaves (not
+                # every table has an index by seq: the store reads them that way too).
                 query = sql.SQL(
-                    "COPY (SELECT t.* FROM leaves l JOIN {} t ON t.tenant = l.tenant AND t.seq = l.seq "
-                    "AND t.occurred_us = l.occurred_us "
+                    "COPY (SELECT t.* FROM leaves l CROSS JOIN LATERAL (SELECT * FROM {} x "
+                    "WHERE x.tenant = l.tenant AND x.seq = l.seq AND x.occurred_us = l.occurred_us "
+                    "OFFSET 0) t "
                     "WHERE l.tenant = 'bench' AND l.seq >= {} AND l.seq < {}) TO STDOUT (FORMAT binary)"
                 )
                 with source.cursor().copy(

@@ -424,7 +424,7 @@ FROM generate_series(0, %(last)s, 4) AS i
 # Every record indexed, as the indexer leaves them.
 _BIG_SEARCH = f"""
 INSERT INTO {{partition}} ({pg_store.SEARCH_ROW_COLUMNS})
-SELECT {pg_store.SEARCH_ROW_VALUES} FROM {pg_store.partition_name("events", BIG_MONTH)}
+SELECT {pg_store.SEARCH_ROW_VALUES} FROM {pg_store.partition_name("events", BIG_MONTH)} e
 """
 _BIG_SEARCH_TARGETS = f"""
 INSERT INTO {{partition}} ({pg_store.TARGET_COLUMNS})

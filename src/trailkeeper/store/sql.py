@@ -84,6 +84,8 @@ class Source:
     text_clause: str | None = None
     min_seq: int | None = None
     below_seq: int | None = None
+    # The alias whose seq ``min_seq`` bounds: the table a short tail is found in by seq.
+    seq_from: str = "e"
     # Hide the time bounds from the planner: the rows are found by seq (a short tail of the
     # log), whatever their times.
     by_seq: bool = False
@@ -116,7 +118,7 @@ def where(
     clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}"]
     params: list[Any] = [tenant]
     if source.min_seq is not None:
-        clauses.append(f"e.seq >= {p}")
+        clauses.append(f"{source.seq_from}.seq >= {p}")
         params.append(source.min_seq)
     if source.below_seq is not None:
         clauses.append(f"+e.seq < {p}")

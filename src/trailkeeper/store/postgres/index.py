@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from trailkeeper.store.postgres.reads import EVENTS_BY_LEAF
 from trailkeeper.store.postgres.schema import (
     LOCK_CLASS,
     PARTITION_LOCK,
@@ -41,8 +42,8 @@ _BEHIND = (
     "WHERE h.tree_size > coalesce(m.indexed_below, 0) ORDER BY h.tenant"
 )
 _COPY = (
-    f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_VALUES} FROM events "
-    "WHERE tenant = %s AND seq >= %s AND seq < %s"
+    f"INSERT INTO search_rows ({SEARCH_ROW_COLUMNS}) SELECT {SEARCH_ROW_VALUES} FROM {EVENTS_BY_LEAF} "
+    "WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s"
 )
 _COPY_TARGETS = (
     f"INSERT INTO search_targets ({TARGET_COLUMNS}) SELECT {TARGET_COLUMNS} FROM event_targets "

@@ -30,7 +30,18 @@ RECORD_BY_LEAF = (
     "ON e.tenant = l.tenant AND e.occurred_us = l.occurred_us AND e.seq = l.seq "
     "WHERE l.tenant = %s AND "
 )
-RECORDS_SINCE_SEQ = "SELECT body, leaf_hash FROM events WHERE tenant = %s AND seq >= %s ORDER BY seq LIMIT %s"
+# Records by seq are found through their leaves too (events has no index by seq, which every
+# append would have to keep up), each leaf's row looked up on its own: OFFSET 0 keeps the
+# planner from making the lookups one scan of every row of events, for a range of seqs that
+# is short, or read in order and cut off.
+EVENTS_BY_LEAF = (
+    "leaves l CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.tenant = l.tenant "
+    "AND x.occurred_us = l.occurred_us AND x.seq = l.seq OFFSET 0) e"
+)
+RECORDS_SINCE_SEQ = (
+    f"SELECT e.body, e.leaf_hash FROM {EVENTS_BY_LEAF} WHERE l.tenant = %s AND l.seq >= %s "
+    "ORDER BY l.seq LIMIT %s"
+)
 
 
 # The records below a tenant's index mark: their search rows, each joined to its body.
@@ -63,10 +74,15 @@ def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:
 
 
 def unindexed(mark: int) -> Source:
-    """The records at or above the mark, read from ``events`` by seq, their words made into
-    a tsvector as they are read, and their targets from ``event_targets``, by seq too."""
+    """The records at or above the mark, found by seq through their leaves, their words made
+    into a tsvector as they are read, and their targets from ``event_targets``, by seq too."""
     return dataclasses.replace(
-        TABLE, min_seq=mark, by_seq=True, text_clause="e.words::tsvector @@ ?::tsquery"
+        TABLE,
+        rows=EVENTS_BY_LEAF,
+        min_seq=mark,
+        seq_from="l",
+        by_seq=True,
+        text_clause="e.words::tsvector @@ ?::tsquery",
     )
 
 
