@@ -1,7 +1,7 @@
 """The search rows of each tenant's log, copied from ``events`` after the appends commit,
 and its target rows, copied from ``event_targets``.
 
-An append writes a record's row with its two keys only; this copies the row's values and
+An append writes a record's row with its primary key only; this copies the row's values and
 words into ``search_rows``, whose dozen indexes then grow by a large batch at a time, on the
 database server, while the appends go on. ``index_marks`` holds how far each tenant's log
 is copied: searches read the records below the mark through ``search_rows`` and the few

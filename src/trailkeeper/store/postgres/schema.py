@@ -215,7 +215,7 @@ def fill_search_rows(conn: Connection) -> None:
 _V5: tuple[Step, ...] = (
     # The value indexes and the text index move to a derived table, ``search_rows``, which
     # the servers fill from ``events`` after the append commits (store/postgres/index.py):
-    # an append then writes the bodies with their two keys only, and the work of a dozen
+    # an append then writes the bodies with their primary key only, and the work of a dozen
     # index insertions per record moves off the acknowledged path. ``index_marks`` says how
     # far each tenant's log is copied; searches read the records past it from ``events``.
     f"""CREATE TABLE search_rows (
