@@ -26,10 +26,10 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 
 import msgspec
 
+from trailkeeper.store.passes import PacedPasses
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 
 log = logging.getLogger("trailkeeper")
@@ -221,49 +221,34 @@ class SearchIndex:
         self._conn.execute("PRAGMA log.mmap_size = 4294967296")
         self._lock = threading.Lock()
         self._checked = False
-        self.interval = interval
-        self._wake = threading.Event()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._passes: PacedPasses | None = None
         if background:
-            self._thread = threading.Thread(target=self._run, name="trailkeeper-index", daemon=True)
-            self._thread.start()
-            self._wake.set()  # whatever an earlier run left unindexed
+            self._passes = PacedPasses(
+                self._index_in_background,
+                name="trailkeeper-index",
+                interval=interval,
+                failure=f"indexing {path} failed",
+            )
 
     def notify(self) -> None:
         """New records were committed."""
-        self._wake.set()
+        if self._passes is not None:
+            self._passes.notify()
 
     def pause(self) -> None:
         """Stop indexing in the background (searches then read every record unindexed)."""
-        self._closing.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._passes is not None:
+            self._passes.stop()
+            self._passes = None
 
     def close(self) -> None:
         self.pause()
         with self._lock:
             self._conn.close()
 
-    def _run(self) -> None:
-        last = 0.0
-        while not self._closing.is_set():
-            self._wake.wait()
-            if self._closing.is_set():
-                return
-            # Let a batch gather behind a busy writer: one pass per interval at most.
-            delay = last + self.interval - time.monotonic()
-            if delay > 0 and self._closing.wait(delay):
-                return
-            self._wake.clear()
-            last = time.monotonic()
-            try:
-                self._index(background=True)
-            except Exception:
-                # The records stay searchable unindexed; the next commit tries again.
-                log.exception("indexing %s failed", self.path)
+    def _index_in_background(self) -> bool:
+        self._index(background=True)
+        return False  # _index ran the passes a backlog needs
 
     def catch_up(self) -> int:
         """Index every committed record not yet indexed; how many were."""
@@ -278,7 +263,8 @@ class SearchIndex:
         with self._lock:
             while done := self._pass():
                 total += done
-                if background and (done < _PASS_ROWS or self._closing.is_set()):
+                stopping = self._passes is not None and self._passes.stopping
+                if background and (done < _PASS_ROWS or stopping):
                     break
         return total
 

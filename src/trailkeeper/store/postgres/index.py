@@ -15,12 +15,11 @@ that dies mid-pass leaves the mark where it was, and the next pass copies the sa
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from trailkeeper.store.passes import PacedPasses
 from trailkeeper.store.postgres.reads import EVENTS_BY_LEAF
 from trailkeeper.store.postgres.schema import (
     LOCK_CLASS,
@@ -30,8 +29,6 @@ from trailkeeper.store.postgres.schema import (
     TARGET_COLUMNS,
     Connection,
 )
-
-log = logging.getLogger("trailkeeper.store.postgres")
 
 # Records copied per transaction at most: large enough that the indexes take big sorted
 # batches, small enough that a pass behind a large backlog commits every few seconds.
@@ -111,17 +108,14 @@ class Indexer:
         self, connection: Callable[[], AbstractContextManager[Connection]], *, interval: float = 1.0
     ) -> None:
         self._connection = connection
-        self.interval = interval
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trailkeeper-pg-index", daemon=True)
-        self._thread.start()
-        self._wake.set()  # whatever an earlier run left behind
+        self._passes = PacedPasses(
+            self._pass, name="trailkeeper-pg-index", interval=interval, failure="copying search rows failed"
+        )
 
     def notify(self) -> None:
         """New records were committed."""
-        self._wake.set()
+        self._passes.notify()
 
     def catch_up(self) -> int:
         """Copy until every committed record has its search row; how many were copied."""
@@ -136,29 +130,11 @@ class Indexer:
     def pause(self) -> None:
         """Stop copying in the background (searches then read the records past the mark
         from ``events``)."""
-        self._closing.set()
-        self._wake.set()
-        self._thread.join()
+        self._passes.stop()
 
     close = pause
 
-    def _run(self) -> None:
-        last = 0.0
-        while not self._closing.is_set():
-            self._wake.wait()
-            if self._closing.is_set():
-                return
-            delay = last + self.interval - time.monotonic()
-            if delay > 0 and self._closing.wait(delay):
-                return
-            self._wake.clear()
-            last = time.monotonic()
-            try:
-                with self._lock, self._connection() as conn:
-                    _, more = index_pass(conn)
-                if more:  # a backlog: the next pass at once
-                    last = 0.0
-                    self._wake.set()
-            except Exception:
-                # The records stay searchable from events; the next commit tries again.
-                log.exception("copying search rows failed")
+    def _pass(self) -> bool:
+        """One pass; whether it left a backlog."""
+        with self._lock, self._connection() as conn:
+            return index_pass(conn)[1]
