@@ -7,7 +7,7 @@ question the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,6 +325,18 @@ def index_columns(record: dict[str, Any], occurred_us: int) -> tuple[Any, ...]:
         workflow["run_id"] if workflow else None,
         context.get("ip") if context else None,
     )
+
+
+def column_difference(seq: int, pairs: Sequence[Any], copy: str) -> str | None:
+    """How a record's copy in a derived search index differs from its row: the first of
+    ``INDEX_COLUMN_NAMES`` whose value differs, from ``pairs``, each column's value in the
+    events table then in ``copy``, one after the other. None when none does (they can be
+    equal but for what SQL's IS NOT tells apart and != does not)."""
+    for offset, name in enumerate(INDEX_COLUMN_NAMES):
+        table, copied = pairs[2 * offset], pairs[2 * offset + 1]
+        if table != copied or type(table) is not type(copied):
+            return f"column {name} of record {seq} is {table!r} in the events table and {copied!r} in {copy}"
+    return None
 
 
 INDEX_COLUMN_NAMES = (

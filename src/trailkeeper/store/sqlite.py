@@ -46,6 +46,7 @@ from trailkeeper.store.sql import (
     TABLE,
     Dialect,
     Source,
+    column_difference,
     count_sql,
     index_columns,
     page_sql,
@@ -479,14 +480,8 @@ class SQLiteStore(Store):
         seq, missing = row[0], row[1]
         if missing:
             return seq, f"record {seq} is missing from the search index"
-        for offset, name in enumerate(INDEX_COLUMN_NAMES):
-            table, index = row[2 + 2 * offset], row[3 + 2 * offset]
-            if table != index or type(table) is not type(index):
-                return seq, (
-                    f"column {name} of record {seq} is {table!r} in the events table "
-                    f"and {index!r} in the search index"
-                )
-        return None  # equal but for what IS NOT tells apart and != does not
+        found = column_difference(seq, row[2:], "the search index")
+        return None if found is None else (seq, found)
 
     def shared_url(self) -> str | None:
         if self._scratch is not None:

@@ -62,10 +62,9 @@ def index_pass(conn: Connection, rows: int = PASS_ROWS) -> tuple[int, bool]:
             # a new month's partitions (events first, search_rows last) and this copy (into
             # search_rows, from events) would lock the two tables in opposite orders.
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_CLASS, PARTITION_LOCK))
-            row = lock_mark(conn, tenant, wait=False)
-            if row is None or row[0] >= size:
+            mark = lock_mark(conn, tenant, wait=False)
+            if mark is None or mark >= size:
                 continue  # another server holds the tenant, or has just copied it
-            mark = int(row[0])
             end = min(int(size), mark + rows)
             # Every seq below the head's size is committed: the head moves in the
             # transaction that inserts the rows. A seq without a row (its month dropped, or
@@ -78,7 +77,7 @@ def index_pass(conn: Connection, rows: int = PASS_ROWS) -> tuple[int, bool]:
     return moved, more
 
 
-def lock_mark(conn: Connection, tenant: str, *, wait: bool) -> tuple[int] | None:
+def lock_mark(conn: Connection, tenant: str, *, wait: bool) -> int | None:
     """Lock the tenant's mark row until the transaction ends, making it if need be; the
     mark, or None if another transaction holds it and ``wait`` is false. A purge takes it
     too, so that no copy can bring back the search row of a record it deletes."""
@@ -90,7 +89,7 @@ def lock_mark(conn: Connection, tenant: str, *, wait: bool) -> tuple[int] | None
     row = conn.execute(
         f"SELECT indexed_below FROM index_marks WHERE tenant = %s FOR UPDATE{skip}", (tenant,)
     ).fetchone()
-    return None if row is None else (int(row[0]),)
+    return None if row is None else int(row[0])
 
 
 def indexed_below(conn: Connection, tenant: str) -> int:

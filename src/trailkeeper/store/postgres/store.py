@@ -46,7 +46,7 @@ from trailkeeper.store.postgres.reads import (
 from trailkeeper.store.postgres.rows import Rows, copy
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
 from trailkeeper.store.postgres.text import text_from_column
-from trailkeeper.store.sql import INDEX_COLUMN_NAMES
+from trailkeeper.store.sql import INDEX_COLUMN_NAMES, column_difference
 
 log = logging.getLogger("trailkeeper.store.postgres")
 
@@ -307,14 +307,8 @@ class PostgresStore(Store):
             return seq, f"record {seq} is missing from the search rows"
         if words:
             return seq, f"the words of record {seq} differ between the events table and the search rows"
-        for offset, name in enumerate(INDEX_COLUMN_NAMES):
-            table, index = row[3 + 2 * offset], row[4 + 2 * offset]
-            if table != index:
-                return seq, (
-                    f"column {name} of record {seq} is {table!r} in the events table "
-                    f"and {index!r} in the search rows"
-                )
-        return None
+        found = column_difference(seq, row[3:], "the search rows")
+        return None if found is None else (seq, found)
 
     def checkpoints(self, tenant: str) -> list[StoredCheckpoint]:
         with self._connection() as conn:
@@ -457,9 +451,8 @@ class PostgresStore(Store):
         with self._connection() as conn, conn.transaction():
             bound = (tenant, before_us)
             lock_mark(conn, tenant, wait=True)
-            conn.execute("DELETE FROM event_targets WHERE tenant = %s AND occurred_us < %s", bound)
-            conn.execute("DELETE FROM search_rows WHERE tenant = %s AND occurred_us < %s", bound)
-            conn.execute("DELETE FROM search_targets WHERE tenant = %s AND occurred_us < %s", bound)
+            for table in ("event_targets", "search_rows", "search_targets"):
+                conn.execute(f"DELETE FROM {table} WHERE tenant = %s AND occurred_us < %s", bound)
             cursor = conn.execute("DELETE FROM events WHERE tenant = %s AND occurred_us < %s", bound)
             conn.execute(
                 "INSERT INTO purges (tenant, before_us) VALUES (%s, %s) ON CONFLICT (tenant) "
