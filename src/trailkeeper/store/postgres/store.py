@@ -53,10 +53,12 @@ log = logging.getLogger("trailkeeper.store.postgres")
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
 
 _SAME_ROW = "ON {a}.tenant = l.tenant AND {a}.occurred_us = l.occurred_us AND {a}.seq = l.seq"
+# A search row's words are not those of its record's row.
+_WORDS_DIFFER = "x.tsv IS DISTINCT FROM e.words::tsvector"
 # Store.indexed_columns: each record's search row, and whether it has its row in events (a
 # purged record has neither, and verify reads only its time) and the words of that row.
 _INDEXED_COLUMNS = (
-    "SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR x.tsv IS DISTINCT FROM e.words::tsvector, "
+    f"SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR {_WORDS_DIFFER}, "
     + ", ".join(f"x.{name}" for name in INDEX_COLUMN_NAMES)
     + " FROM leaves l LEFT JOIN events e "
     + _SAME_ROW.format(a="e")
@@ -81,7 +83,7 @@ _TARGETS_DIFFERENCE = (
 )
 # Store.index_difference: the first record whose search row differs from its row in events.
 _INDEX_DIFFERENCE = (
-    "SELECT l.seq, x.seq IS NULL, x.tsv IS DISTINCT FROM e.words::tsvector, "
+    f"SELECT l.seq, x.seq IS NULL, {_WORDS_DIFFER}, "
     + ", ".join(f"e.{name}, x.{name}" for name in INDEX_COLUMN_NAMES)
     + " FROM leaves l JOIN events e "
     + _SAME_ROW.format(a="e")
@@ -89,8 +91,7 @@ _INDEX_DIFFERENCE = (
     + _SAME_ROW.format(a="x")
     + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s AND (x.seq IS NULL OR "
     + " OR ".join(f"x.{name} IS DISTINCT FROM e.{name}" for name in INDEX_COLUMN_NAMES)
-    + " OR x.tsv IS DISTINCT FROM e.words::tsvector"
-    + ") ORDER BY l.seq LIMIT 1"
+    + f" OR {_WORDS_DIFFER}) ORDER BY l.seq LIMIT 1"
 )
 
 # Partitions are made on demand for months this close to now; rows of other months go to
