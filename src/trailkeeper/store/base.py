@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from trailkeeper.events import Prepared
 from trailkeeper.query import Filter
 
@@ -32,9 +34,11 @@ class AppendRequest:
     events: list[Prepared]
 
 
-@dataclass(frozen=True)
-class Appended:
-    """Where an event of a batch stands in its tenant's log."""
+class Appended(msgspec.Struct, frozen=True, gc=False):
+    """Where an event of a batch stands in its tenant's log.
+
+    A Struct, made in C: the writer makes one per event, and a frozen dataclass took half a
+    microsecond to make."""
 
     id: str
     seq: int

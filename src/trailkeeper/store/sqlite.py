@@ -8,6 +8,7 @@ power cut, and group commit spreads the cost of that fsync over every caller wai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -39,6 +40,7 @@ from trailkeeper.store.base import (
     with_leaf_hash,
 )
 from trailkeeper.store.migrations import SQLITE_DATA_STEPS, SQLITE_MIGRATIONS
+from trailkeeper.store.overlap import Overlapped
 from trailkeeper.store.search_index import TOKENIZE, SearchIndex, index_path
 from trailkeeper.store.sql import (
     COLUMNS,
@@ -102,21 +104,20 @@ def _unindexed(watermark: int) -> Source:
 _EVENT_COLUMNS = ("row", "tenant", "seq", "id", "leaf_hash", "body", *INDEX_COLUMN_NAMES, "text")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
 # Rows per INSERT statement: well under SQLite's limit on bound parameters (32,766 by default).
-_ROWS_PER_STATEMENT = 500
+_ROWS_PER_STATEMENT = 200
 
 
-def _insert_many(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert rows with multi-row VALUES statements.
+def _values_statement(head: str, width: int, count: int) -> str:
+    """A multi-row VALUES statement for ``count`` rows of ``width`` values.
 
     One statement per few hundred rows, rather than one per row, is fewer calls, and above
-    all fewer times the writer lets go of the GIL and must win it back: while another thread
-    runs Python (a caller validating its next batch), winning it back can take a whole
-    switch interval, so a statement per row lets the writer do almost nothing meanwhile.
+    all fewer times the writer's statement thread lets go of the GIL and must win it back.
     """
     one = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        conn.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
+    return head + ", ".join([one] * count)
+
+
+_INSERT_CHUNK = _values_statement(_INSERT_EVENT, len(_EVENT_COLUMNS), _ROWS_PER_STATEMENT)
 
 
 def _columns_json(alias: str) -> str:
@@ -194,6 +195,7 @@ class SQLiteStore(Store):
         # that several commits dirty is then copied into the file once, not once per commit.
         self._writer.execute("PRAGMA wal_autocheckpoint = 8192")
         self._write_lock = threading.RLock()
+        self._statements = Overlapped(self._writer, "trailkeeper-sqlite-statements")
         self._edges = _EdgeCache()
         self._migrate()
         # "inline": the writer indexes each commit itself before acknowledging it (every
@@ -290,6 +292,7 @@ class SQLiteStore(Store):
             edges = dict(self._edges.edges)
             try:
                 results = [self._append_one(conn, edges, request) for request in requests]
+                self._statements.drain()
                 heads = []
                 for tenant, (size, edge) in edges.items():
                     if tenant in {r.tenant for r in requests}:
@@ -303,6 +306,8 @@ class SQLiteStore(Store):
                         heads.append(Head(tenant, size, root))
                 conn.execute("COMMIT")
             except BaseException:
+                with contextlib.suppress(Exception):
+                    self._statements.drain()
                 conn.execute("ROLLBACK")
                 self._row_id = None
                 raise
@@ -324,6 +329,8 @@ class SQLiteStore(Store):
         request: AppendRequest,
     ) -> list[Appended]:
         tenant = request.tenant
+        # What the last request handed over runs before this one reads the connection.
+        self._statements.drain()
         size, edge = edges.get(tenant) or self._edge(conn, tenant)
         ids = [p.id for p in request.events if p.producer_id]
         known: dict[str, int] = {}
@@ -337,44 +344,49 @@ class SQLiteStore(Store):
                 ).fetchall()
             )
         out: list[Appended] = []
-        rows: list[tuple[Any, ...]] = []
+        # The rows go to the statement thread a chunk at a time, each as soon as it is made:
+        # SQLite inserts one chunk while this thread makes the next.
+        values: list[Any] = []
+        add = values.extend
+        made = 0
         leaf_hashes: list[bytes] = []
         seq = size
         row_id = self._next_row(conn)
         sha256 = hashlib.sha256
+        statements = self._statements
         for prepared in request.events:
-            first = known.get(prepared.id)
-            if first is not None:
-                out.append(Appended(prepared.id, first, b"", duplicate=True))
-                continue
+            event_id = prepared.id
+            if prepared.producer_id:  # only a producer's own id can repeat
+                first = known.get(event_id)
+                if first is not None:
+                    out.append(Appended(event_id, first, b"", duplicate=True))
+                    continue
+                known[event_id] = seq
             body = prepared.leaf_bytes(seq)
             leaf = sha256(b"\x00" + body).digest()
             record = prepared.record
-            rows.append(
-                (
-                    row_id,
-                    tenant,
-                    seq,
-                    prepared.id,
-                    leaf,
-                    body,
-                    *index_columns(record, prepared.occurred_us),
-                    search_text(record) or None,
-                )
-            )
+            add((row_id, tenant, seq, event_id, leaf, body))
+            add(index_columns(record, prepared.occurred_us))
+            values.append(search_text(record) or None)
             leaf_hashes.append(leaf)
-            if prepared.producer_id:
-                known[prepared.id] = seq
-            out.append(Appended(prepared.id, seq, leaf))
+            out.append(Appended(event_id, seq, leaf))
             seq += 1
             row_id += 1
-        if rows:
-            _insert_many(conn, _INSERT_EVENT, len(_EVENT_COLUMNS), rows)
+            made += 1
+            if made == _ROWS_PER_STATEMENT:
+                statements.execute(_INSERT_CHUNK, values)
+                values = []
+                add = values.extend
+                made = 0
+        if made:
+            statements.execute(_values_statement(_INSERT_EVENT, len(_EVENT_COLUMNS), made), values)
+        if leaf_hashes:
             self._row_id = row_id
             new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
-            conn.executemany(
+            statements.execute(
                 "INSERT OR REPLACE INTO tiles (tenant, level, idx, hashes) VALUES (?, ?, ?, ?)",
                 [(tenant, t.level, t.index, t.hashes) for t in written],
+                many=True,
             )
             edges[tenant] = (seq, new_edge)
         else:
@@ -792,6 +804,7 @@ class SQLiteStore(Store):
         self.search_index.close()
         for conn in self._readers:
             conn.close()
+        self._statements.close()
         self._writer.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

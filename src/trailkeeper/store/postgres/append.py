@@ -72,16 +72,17 @@ def lock_tenant(
 def place(request: AppendRequest, part: _TenantAppend, rows: Rows) -> list[Appended]:
     out: list[Appended] = []
     for prepared in request.events:
-        first = part.known.get(prepared.id)
-        if first is not None:
-            out.append(Appended(prepared.id, first, b"", duplicate=True))
-            continue
+        event_id = prepared.id
         seq = part.next_seq
+        if prepared.producer_id:  # only a producer's own id can repeat
+            first = part.known.get(event_id)
+            if first is not None:
+                out.append(Appended(event_id, first, b"", duplicate=True))
+                continue
+            part.known[event_id] = seq
         leaf = event_rows(request.tenant, seq, prepared, rows)
         part.leaf_hashes.append(leaf)
-        if prepared.producer_id:
-            part.known[prepared.id] = seq
-        out.append(Appended(prepared.id, seq, leaf))
+        out.append(Appended(event_id, seq, leaf))
     return out
 
 
