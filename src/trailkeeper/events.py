@@ -18,6 +18,7 @@ import ipaddress
 import math
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -259,13 +260,24 @@ def _scan_metadata(value: Any, path: str) -> tuple[tuple[str, str] | None, bool]
     return (path, f"{kind.__name__} is not a JSON value"), False
 
 
+_inet_pton = socket.inet_pton
 _IPV4_RE = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 
 
-@functools.lru_cache(maxsize=8192)
 def _is_ip(text: str) -> bool:
-    # Dotted-quad IPv4 (the common case) by one regular expression; anything else, IPv6
-    # included, by the standard library's parser.
+    # A dotted quad as the C library reads one (four decimal octets, no leading zeros) is one
+    # by the expression below too, and this is the common case, checked in C.
+    try:
+        _inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):
+        return _is_other_ip(text)
+    return True
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_other_ip(text: str) -> bool:
+    # Dotted-quad IPv4 by one regular expression; anything else, IPv6 included, by the
+    # standard library's parser.
     if _IPV4_RE.fullmatch(text):
         return True
     try:
