@@ -189,6 +189,30 @@ def test_a_file_of_schema_4_gets_its_search_index_built_from_its_events(tmp_path
     assert "events_fts" not in tables
 
 
+def test_an_index_file_of_an_older_layout_is_laid_out_anew_and_refilled(tmp_path: Path) -> None:
+    """The index is derived: a file of another version is emptied and rebuilt from the log
+    (version 3 keeps no word counts in its full-text index)."""
+    from trailkeeper.store.search_index import INDEX_VERSION, index_path
+
+    url = f"sqlite:///{tmp_path}/a.db?index=inline"
+    with AuditLog.open(url) as log:
+        record = log.record(
+            "acme", targets=[{"type": "deal", "id": "deal-9"}], description="renewal", **LOGIN
+        )
+    index = sqlite3.connect(index_path(str(tmp_path / "a.db")), isolation_level=None)
+    index.execute("UPDATE meta SET version = ?", (INDEX_VERSION - 1,))
+    index.execute("DELETE FROM event_targets")  # a stale index: what the rebuild must restore
+    index.close()
+    with AuditLog.open(url) as log:
+        log.store.search_index.catch_up()  # type: ignore[attr-defined]
+        assert [r["id"] for r in log.search("acme", "renewal target:deal-9").events] == [record["id"]]
+        assert log.verify("acme").intact
+    index = sqlite3.connect(index_path(str(tmp_path / "a.db")))
+    assert index.execute("SELECT version FROM meta").fetchall() == [(INDEX_VERSION,)]
+    [(fts,)] = index.execute("SELECT sql FROM sqlite_master WHERE name = 'events_fts'").fetchall()
+    assert "columnsize=0" in fts
+
+
 def test_the_background_thread_indexes_what_was_committed(tmp_path: Path) -> None:
     import time
 

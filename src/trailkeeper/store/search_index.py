@@ -35,7 +35,7 @@ from trailkeeper.store.sql import INDEX_COLUMN_NAMES
 log = logging.getLogger("trailkeeper")
 
 # The version of the index file's layout; a file of another version is emptied and rebuilt.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 # The full-text index's tokenizer, which the unindexed records' text is matched with too.
 TOKENIZE = "unicode61 remove_diacritics 2"
@@ -85,8 +85,10 @@ SCHEMA = (
     "CREATE INDEX event_targets_type ON event_targets (tenant, type, seq)",
     "CREATE INDEX event_targets_seq ON event_targets (tenant, seq)",
     # The words of each record's search text, by the log's row number. It keeps the text
-    # (it is not contentless), so that the words of purged records can be deleted by row.
-    f"CREATE VIRTUAL TABLE events_fts USING fts5 (text, tokenize='{TOKENIZE}')",
+    # (it is not contentless), so that the words of purged records can be deleted by row;
+    # not the number of words in each (columnsize=0): that serves ranking, which search does
+    # not do, and cost a sixth of each insert.
+    f"CREATE VIRTUAL TABLE events_fts USING fts5 (text, tokenize='{TOKENIZE}', columnsize=0)",
     # How far each tenant's purges have been applied to the full-text index.
     """CREATE TABLE purges (
         tenant TEXT PRIMARY KEY,
@@ -166,25 +168,26 @@ _INSERT_ROWS = (
     f"INSERT OR REPLACE INTO search_rows ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(_COLUMNS)} FROM log.events WHERE tenant = ? AND seq >= ? AND seq < ?"
 )
-# The targets, from the bodies that name any. Every guard is needed: a body changed by hand
-# (which verify reports) must not stop the index, only lose its targets. SQLite's JSON
-# functions end a string at an escaped NUL (\u0000): the few bodies that hold one are read
-# in Python instead (_NUL_BODIES).
+# The targets, from the bodies that name any: those are copied once into a temporary table,
+# and the two statements that read them read it (each read every body of the pass before).
+# Every guard is needed: a body changed by hand (which verify reports) must not stop the
+# index, only lose its targets. SQLite's JSON functions end a string at an escaped NUL
+# (\u0000): the few bodies that hold one are read in Python instead (_NUL_BODIES).
+_NAMING_TABLE = "CREATE TEMP TABLE naming (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)"
+_COPY_NAMING = (
+    "INSERT INTO temp.naming (seq, body) SELECT seq, body FROM log.events "
+    "WHERE tenant = ? AND seq >= ? AND seq < ? AND instr(body, '\"targets\":') > 0"
+)
 _BODY = "CAST(e.body AS TEXT)"
-_HAS_TARGETS = "instr(e.body, '\"targets\":') > 0"
 _HAS_NUL = "instr(e.body, '\\u0000') > 0"
 _INSERT_TARGETS = (
     "INSERT OR IGNORE INTO event_targets (tenant, id, seq, type) "
-    "SELECT e.tenant, json_extract(j.value, '$.id'), e.seq, json_extract(j.value, '$.type') "
-    f"FROM log.events e, json_each({_BODY}, '$.targets') j "
-    f"WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? AND {_HAS_TARGETS} AND NOT {_HAS_NUL} "
-    f"AND json_valid({_BODY}) AND json_type({_BODY}, '$.targets') = 'array' "
+    "SELECT ?, json_extract(j.value, '$.id'), e.seq, json_extract(j.value, '$.type') "
+    f"FROM temp.naming e, json_each({_BODY}, '$.targets') j "
+    f"WHERE NOT {_HAS_NUL} AND json_valid({_BODY}) AND json_type({_BODY}, '$.targets') = 'array' "
     "AND json_type(j.value, '$.id') = 'text' AND json_type(j.value, '$.type') = 'text'"
 )
-_NUL_BODIES = (
-    "SELECT e.seq, e.body FROM log.events e "
-    f"WHERE e.tenant = ? AND e.seq >= ? AND e.seq < ? AND {_HAS_TARGETS} AND {_HAS_NUL}"
-)
+_NUL_BODIES = f"SELECT e.seq, e.body FROM temp.naming e WHERE {_HAS_NUL}"
 
 
 class _Target(msgspec.Struct):
@@ -219,6 +222,7 @@ class SearchIndex:
         self._conn.execute("ATTACH DATABASE ? AS log", (log_path,))
         self._conn.execute("PRAGMA log.cache_size = -16384")
         self._conn.execute("PRAGMA log.mmap_size = 4294967296")
+        self._conn.execute(_NAMING_TABLE)
         self._lock = threading.Lock()
         self._checked = False
         self._passes: PacedPasses | None = None
@@ -301,8 +305,9 @@ class SearchIndex:
     def _index_range(conn: sqlite3.Connection, tenant: str, start: int, end: int) -> None:
         conn.execute(_INSERT_ROWS, (tenant, start, end))
         conn.execute(_INSERT_TEXT, (tenant, start, end))
-        conn.execute(_INSERT_TARGETS, (tenant, start, end))
-        for seq, body in conn.execute(_NUL_BODIES, (tenant, start, end)).fetchall():
+        conn.execute(_COPY_NAMING, (tenant, start, end))
+        conn.execute(_INSERT_TARGETS, (tenant,))
+        for seq, body in conn.execute(_NUL_BODIES).fetchall():
             try:
                 named = _decode_targets(body).targets
             except (msgspec.DecodeError, TypeError):
@@ -311,6 +316,7 @@ class SearchIndex:
                 "INSERT OR IGNORE INTO event_targets (tenant, id, seq, type) VALUES (?, ?, ?, ?)",
                 [(tenant, target.id, seq, target.type) for target in named],
             )
+        conn.execute("DELETE FROM temp.naming")
         conn.execute(
             "INSERT INTO watermarks (tenant, next_seq, last_leaf) "
             "VALUES (?, ?, (SELECT leaf_hash FROM log.events WHERE tenant = ? AND seq = ?)) "
