@@ -22,6 +22,20 @@ def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
     assert sqlite3.connect(tmp_path / "a.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_new_file_has_pages_of_16_kib_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    older = sqlite3.connect(tmp_path / "old.db")
+    older.execute("PRAGMA page_size = 4096")
+    older.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    older.close()
+    for name, page_size in (("new.db", 16384), ("old.db", 4096)):
+        with AuditLog.open(f"sqlite:///{tmp_path}/{name}") as log:
+            log.record("acme", **LOGIN)
+            writer = log.store._writer  # type: ignore[attr-defined]
+            # The WAL is copied into the file every 32 MiB, whatever the size of a page.
+            assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * page_size == 32 * 1024 * 1024
+        assert sqlite3.connect(tmp_path / name).execute("PRAGMA page_size").fetchone()[0] == page_size
+
+
 def test_options_in_the_url_name_no_file(tmp_path: Path) -> None:
     with AuditLog.open(f"sqlite:///{tmp_path}/a.db?index=inline") as log:
         log.record("acme", **LOGIN)
