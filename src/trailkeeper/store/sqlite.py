@@ -57,7 +57,7 @@ from trailkeeper.store.sql import (
 )
 
 
-def _as_is(value: object) -> object:
+def _as_is(value: bytes | None) -> bytes | None:
     return value
 
 
