@@ -380,3 +380,20 @@ def test_a_common_word_filters_the_rows_walked_in_order(tmp_path: Path, query: s
         [steps] = log.store.explain(page)  # type: ignore[attr-defined]
     assert "SEARCH m USING INDEX events_seq (tenant=? AND seq=?)" in steps, steps
     assert not any("rowid=?" in step for step in steps), steps
+
+
+def test_an_adapter_the_application_registered_is_left_in_place() -> None:
+    """The store registers identity adapters for bytes and None (binding is quicker through
+    the registry), but never over one the application registered before importing it."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sqlite3\n"
+        "mine = lambda value: value\n"
+        "sqlite3.register_adapter(bytes, mine)\n"
+        "import trailkeeper.store.sqlite\n"
+        "assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)] is mine\n"
+        "assert (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True)

@@ -65,10 +65,10 @@ def _as_is(value: bytes | None) -> bytes | None:
 # other value: for bytes and None (a leaf hash, a body, an absent column: several per row)
 # that search ends in an attribute look-up that raises and clears an AttributeError, about
 # a tenth of a microsecond each, half a microsecond of each row the writer inserts. Found
-# in the registry instead, they are bound as they are, as before. (The registry is the
-# module's, for the whole process: these two entries change no value any caller binds.)
-sqlite3.register_adapter(bytes, _as_is)
-sqlite3.register_adapter(type(None), _as_is)
+# in the registry instead, they are bound as they are, as before. The registry is the whole
+# process's: an adapter the application registered first is left in place.
+for _kind in (bytes, type(None)):
+    sqlite3.adapters.setdefault((_kind, sqlite3.PrepareProtocol), _as_is)
 
 
 def _fts_query(words: tuple[str, ...]) -> str:
