@@ -213,9 +213,9 @@ class SQLiteStore(Store):
         page_size = int(self._writer.execute("PRAGMA page_size").fetchone()[0])
         self._writer.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_BYTES // page_size}")
         self._write_lock = threading.RLock()
-        self._statements = Overlapped(self._writer, "trailkeeper-sqlite-statements")
         self._edges = _EdgeCache()
         self._migrate()
+        self._statements = Overlapped(self._writer, "trailkeeper-sqlite-statements")
         # "inline": the writer indexes each commit itself before acknowledging it (every
         # search then reads through the index); "background": a thread of the index does.
         self._index_inline = index == "inline"
