@@ -24,10 +24,16 @@ DIALECT = Dialect(
     distinct="IS DISTINCT FROM",
 )
 
+
+def same_record(a: str, b: str) -> str:
+    """That the rows of aliases ``a`` and ``b`` are of one record: its full key, with the
+    time that says which partition holds it."""
+    return f"{a}.tenant = {b}.tenant AND {a}.occurred_us = {b}.occurred_us AND {a}.seq = {b}.seq"
+
+
 # A record's row is found through its leaf, which knows the partition (occurred_us).
 RECORD_BY_LEAF = (
-    "SELECT e.body, e.leaf_hash FROM leaves l JOIN events e "
-    "ON e.tenant = l.tenant AND e.occurred_us = l.occurred_us AND e.seq = l.seq "
+    f"SELECT e.body, e.leaf_hash FROM leaves l JOIN events e ON {same_record('e', 'l')} "
     "WHERE l.tenant = %s AND "
 )
 # Records by seq are found through their leaves too (events has no index by seq, which every
@@ -35,8 +41,7 @@ RECORD_BY_LEAF = (
 # planner from making the lookups one scan of every row of events, for a range of seqs that
 # is short, or read in order and cut off.
 EVENTS_BY_LEAF = (
-    "leaves l CROSS JOIN LATERAL (SELECT * FROM events x WHERE x.tenant = l.tenant "
-    "AND x.occurred_us = l.occurred_us AND x.seq = l.seq OFFSET 0) e"
+    f"leaves l CROSS JOIN LATERAL (SELECT * FROM events x WHERE {same_record('x', 'l')} OFFSET 0) e"
 )
 RECORDS_SINCE_SEQ = (
     f"SELECT e.body, e.leaf_hash FROM {EVENTS_BY_LEAF} WHERE l.tenant = %s AND l.seq >= %s "
@@ -46,8 +51,7 @@ RECORDS_SINCE_SEQ = (
 
 # The records below a tenant's index mark: their search rows, each joined to its body.
 INDEXED = Source(
-    rows="search_rows e JOIN events m "
-    "ON m.tenant = e.tenant AND m.occurred_us = e.occurred_us AND m.seq = e.seq",
+    rows=f"search_rows e JOIN events m ON {same_record('m', 'e')}",
     record="m",
     targets="search_targets",
 )

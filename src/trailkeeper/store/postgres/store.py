@@ -42,6 +42,7 @@ from trailkeeper.store.postgres.reads import (
     page_statement,
     purge_mark,
     read_marks,
+    same_record,
 )
 from trailkeeper.store.postgres.rows import Rows, copy
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
@@ -52,19 +53,27 @@ log = logging.getLogger("trailkeeper.store.postgres")
 
 _KEY_COLUMNS = "id, tenant, scopes, created_at, last_used_at, revoked_at, name"
 
-_SAME_ROW = "ON {a}.tenant = l.tenant AND {a}.occurred_us = l.occurred_us AND {a}.seq = l.seq"
 # A search row's words are not those of its record's row.
 _WORDS_DIFFER = "x.tsv IS DISTINCT FROM e.words::tsvector"
+
+
+def _leaves_with_rows(events_join: str) -> str:
+    """The leaves of a range of seqs, each with its row in events (by ``events_join``) and
+    its search row, if any: what verify compares."""
+    return (
+        f" FROM leaves l {events_join} events e ON {same_record('e', 'l')}"
+        f" LEFT JOIN search_rows x ON {same_record('x', 'l')}"
+        " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s"
+    )
+
+
 # Store.indexed_columns: each record's search row, and whether it has its row in events (a
 # purged record has neither, and verify reads only its time) and the words of that row.
 _INDEXED_COLUMNS = (
     f"SELECT l.seq, l.occurred_us, e.seq IS NULL, x.seq IS NULL OR {_WORDS_DIFFER}, "
     + ", ".join(f"x.{name}" for name in INDEX_COLUMN_NAMES)
-    + " FROM leaves l LEFT JOIN events e "
-    + _SAME_ROW.format(a="e")
-    + " LEFT JOIN search_rows x "
-    + _SAME_ROW.format(a="x")
-    + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s ORDER BY l.seq"
+    + _leaves_with_rows("LEFT JOIN")
+    + " ORDER BY l.seq"
 )
 _TARGETS_OF = (
     "SELECT seq, type, id FROM {table} WHERE tenant = %(tenant)s AND seq >= %(start)s AND seq < %(end)s"
@@ -85,11 +94,8 @@ _TARGETS_DIFFERENCE = (
 _INDEX_DIFFERENCE = (
     f"SELECT l.seq, x.seq IS NULL, {_WORDS_DIFFER}, "
     + ", ".join(f"e.{name}, x.{name}" for name in INDEX_COLUMN_NAMES)
-    + " FROM leaves l JOIN events e "
-    + _SAME_ROW.format(a="e")
-    + " LEFT JOIN search_rows x "
-    + _SAME_ROW.format(a="x")
-    + " WHERE l.tenant = %s AND l.seq >= %s AND l.seq < %s AND (x.seq IS NULL OR "
+    + _leaves_with_rows("JOIN")
+    + " AND (x.seq IS NULL OR "
     + " OR ".join(f"x.{name} IS DISTINCT FROM e.{name}" for name in INDEX_COLUMN_NAMES)
     + f" OR {_WORDS_DIFFER}) ORDER BY l.seq LIMIT 1"
 )
