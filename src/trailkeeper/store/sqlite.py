@@ -723,19 +723,15 @@ class SQLiteStore(Store):
         return ApiKey(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6])
 
     def key_by_hash(self, secret_hash: bytes) -> ApiKey | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,))
-            .fetchone()
-        )
-        return self._key(row) if row else None
+        return self._key_where("secret_hash", secret_hash)
 
     def key(self, key_id: str) -> ApiKey | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
-            .fetchone()
-        )
+        return self._key_where("id", key_id)
+
+    def _key_where(self, column: str, value: object) -> ApiKey | None:
+        """The key whose ``column`` (unique: its id or its secret's hash) holds ``value``."""
+        sql = f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE {column} = ?"
+        row = self._reader().execute(sql, (value,)).fetchone()
         return self._key(row) if row else None
 
     def keys(self, tenant: str | None = None) -> list[ApiKey]:

@@ -383,15 +383,16 @@ class PostgresStore(Store):
             )
 
     def key_by_hash(self, secret_hash: bytes) -> ApiKey | None:
-        with self._connection() as conn:
-            row = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE secret_hash = %s", (secret_hash,)
-            ).fetchone()
-        return _key(row) if row else None
+        return self._key_where("secret_hash", secret_hash)
 
     def key(self, key_id: str) -> ApiKey | None:
+        return self._key_where("id", key_id)
+
+    def _key_where(self, column: str, value: object) -> ApiKey | None:
+        """The key whose ``column`` (unique: its id or its secret's hash) holds ``value``."""
+        sql = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {column} = %s"
         with self._connection() as conn:
-            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+            row = conn.execute(sql, (value,)).fetchone()
         return _key(row) if row else None
 
     def keys(self, tenant: str | None = None) -> list[ApiKey]:
