@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
@@ -124,17 +125,15 @@ _INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
 _ROWS_PER_STATEMENT = 200
 
 
-def _values_statement(head: str, width: int, count: int) -> str:
-    """A multi-row VALUES statement for ``count`` rows of ``width`` values.
+@functools.lru_cache(maxsize=_ROWS_PER_STATEMENT)
+def _insert_events(count: int) -> str:
+    """The statement that inserts ``count`` rows of ``events``, made once per count.
 
     One statement per few hundred rows, rather than one per row, is fewer calls, and above
     all fewer times the writer's statement thread lets go of the GIL and must win it back.
     """
-    one = "(" + ", ".join("?" * width) + ")"
-    return head + ", ".join([one] * count)
-
-
-_INSERT_CHUNK = _values_statement(_INSERT_EVENT, len(_EVENT_COLUMNS), _ROWS_PER_STATEMENT)
+    one = "(" + ", ".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return _INSERT_EVENT + ", ".join([one] * count)
 
 
 def _columns_json(alias: str) -> str:
@@ -396,12 +395,12 @@ class SQLiteStore(Store):
             row_id += 1
             made += 1
             if made == _ROWS_PER_STATEMENT:
-                statements.execute(_INSERT_CHUNK, values)
+                statements.execute(_insert_events(made), values)
                 values = []
                 add = values.extend
                 made = 0
         if made:
-            statements.execute(_values_statement(_INSERT_EVENT, len(_EVENT_COLUMNS), made), values)
+            statements.execute(_insert_events(made), values)
         if leaf_hashes:
             self._row_id = row_id
             new_edge, written = tiles.append_leaves(size, edge, leaf_hashes)
