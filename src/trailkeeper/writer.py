@@ -67,20 +67,23 @@ class Writer:
     def submit(self, request: AppendRequest) -> Future[list[Appended]]:
         """Queue one batch; the future resolves once it is committed."""
         job = _Job(request)
-        with self._closing:
-            if self._closed:
-                raise Unavailable("the audit log is closed")
-            self._queue.put(job)
+        if not self._enqueue(job):
+            raise Unavailable("the audit log is closed")
         return job.done
 
     def sign_now(self, tenant: str) -> None:
         """Sign a checkpoint for the tenant's current tree, if it has grown since the last."""
         job = _SignRequest(tenant)
+        if self._enqueue(job):
+            job.done.result()
+
+    def _enqueue(self, item: _Job | _SignRequest) -> bool:
+        """Hand an item to the writer thread; False once the writer is closed."""
         with self._closing:
             if self._closed:
-                return
-            self._queue.put(job)
-        job.done.result()
+                return False
+            self._queue.put(item)
+            return True
 
     def close(self) -> None:
         with self._closing:
