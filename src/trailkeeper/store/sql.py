@@ -89,6 +89,9 @@ class Source:
     # Hide the time bounds from the planner: the rows are found by seq (a short tail of the
     # log), whatever their times.
     by_seq: bool = False
+    # The columns a target row and its record's row share, after the tenant: the record's
+    # seq, or its whole key where ``rows`` is found by that key only.
+    target_key: tuple[str, ...] = ("seq",)
 
 
 TABLE = Source()
@@ -166,13 +169,17 @@ def _term(
             exists = source.body_targets.replace("{match}", match)
             return (f"NOT {exists}" if term.negated else exists), values
         match, values = _match(f"t.{TARGET_COLUMNS[term.field]}", term, p)
-        inner = f"SELECT t.seq FROM {source.targets} t WHERE t.tenant = {p} AND {match}"
+        columns = ", ".join(f"t.{name}" for name in source.target_key)
+        inner = f"SELECT {columns} FROM {source.targets} t WHERE t.tenant = {p} AND {match}"
         if source.min_seq is not None:
             # Only the targets of the rows read: those of a short tail, found by seq.
             inner += f" AND t.seq >= {p}"
             values = [*values, source.min_seq]
         keyword = "NOT IN" if term.negated else "IN"
-        return f"e.seq {keyword} ({inner})", [tenant, *values]
+        record_key = ", ".join(f"e.{name}" for name in source.target_key)
+        if len(source.target_key) > 1:
+            record_key = f"({record_key})"
+        return f"{record_key} {keyword} ({inner})", [tenant, *values]
     column = f"e.{COLUMNS[term.field]}"
     if term.prefix:
         clause, values = _match(f"+{column}" if hide_prefix else column, term, p)

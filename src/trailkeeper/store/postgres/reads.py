@@ -49,14 +49,18 @@ RECORDS_SINCE_SEQ = (
 )
 
 
-# The records below a tenant's index mark: their search rows, each joined to its body.
+# The records below a tenant's index mark: their search rows, each joined to its body. A
+# target search finds its records' search rows by their primary key, which a target row
+# holds whole: an index of search rows by seq would cost every record copied one more
+# B-tree insertion.
 INDEXED = Source(
     rows=f"search_rows e JOIN events m ON {same_record('m', 'e')}",
     record="m",
     targets="search_targets",
+    target_key=("occurred_us", "seq"),
 )
 # What a count needs of them: the search rows alone.
-INDEXED_COLUMNS = Source(rows="search_rows e", targets="search_targets")
+INDEXED_COLUMNS = Source(rows="search_rows e", targets="search_targets", target_key=INDEXED.target_key)
 
 
 def page_statements(query: PageQuery, mark: int) -> list[tuple[str, list[Any]]]:

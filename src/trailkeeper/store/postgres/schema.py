@@ -289,7 +289,21 @@ _V5: tuple[Step, ...] = (
     "CREATE INDEX search_targets_seq ON search_targets (tenant, seq)",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
+_V6 = (
+    # A target search finds its records' search rows by their primary key (tenant,
+    # occurred_us, seq), which search_targets holds whole: the index by seq cost every
+    # record the indexer copies a B-tree insertion, and nothing reads it now.
+    "DROP INDEX search_seq",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[Step, ...]], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+)
 LATEST = MIGRATIONS[-1][0]
 
 
