@@ -36,13 +36,20 @@ RECORD_BY_LEAF = (
     f"SELECT e.body, e.leaf_hash FROM leaves l JOIN events e ON {same_record('e', 'l')} "
     "WHERE l.tenant = %s AND "
 )
+
+
+def row_of(outer: str, alias: str) -> str:
+    """A join that looks up, on its own, the row in ``events`` (as ``alias``) of each row
+    of ``outer``. OFFSET 0 keeps the planner from making the lookups one join of whole
+    tables: it would take each key column's equality for an independent filter, expect a
+    handful of rows, and join every row of the two tables to sort what a page needs."""
+    return f"CROSS JOIN LATERAL (SELECT * FROM events x WHERE {same_record('x', outer)} OFFSET 0) {alias}"
+
+
 # Records by seq are found through their leaves too (events has no index by seq, which every
-# append would have to keep up), each leaf's row looked up on its own: OFFSET 0 keeps the
-# planner from making the lookups one scan of every row of events, for a range of seqs that
-# is short, or read in order and cut off.
-EVENTS_BY_LEAF = (
-    f"leaves l CROSS JOIN LATERAL (SELECT * FROM events x WHERE {same_record('x', 'l')} OFFSET 0) e"
-)
+# append would have to keep up), each leaf's row looked up on its own, for a range of seqs
+# that is short, or read in order and cut off.
+EVENTS_BY_LEAF = f"leaves l {row_of('l', 'e')}"
 RECORDS_SINCE_SEQ = (
     f"SELECT e.body, e.leaf_hash FROM {EVENTS_BY_LEAF} WHERE l.tenant = %s AND l.seq >= %s "
     "ORDER BY l.seq LIMIT %s"
@@ -50,15 +57,12 @@ RECORDS_SINCE_SEQ = (
 
 
 # The records below a tenant's index mark: their search rows, each with its body looked up
-# on its own. As a plain join on the three key columns, the planner took each column's
-# equality for an independent filter and expected a handful of rows from the join: it then
-# joined every search row to its body and sorted them, 150-800 ms on 200,000 records for a
-# filter a tenth of them match, where walking the time order fills a page in 2 ms. A target
-# search finds its records' search rows by their primary key, which a target row holds
-# whole: an index of search rows by seq would cost every record copied one more B-tree
-# insertion.
+# on its own (as a plain join, 150-800 ms on 200,000 records for a filter a tenth of them
+# match, where walking the time order fills a page in 2 ms). A target search finds its
+# records' search rows by their primary key, which a target row holds whole: an index of
+# search rows by seq would cost every record copied one more B-tree insertion.
 INDEXED = Source(
-    rows=f"search_rows e CROSS JOIN LATERAL (SELECT * FROM events x WHERE {same_record('x', 'e')} OFFSET 0) m",
+    rows=f"search_rows e {row_of('e', 'm')}",
     record="m",
     targets="search_targets",
     target_key=("occurred_us", "seq"),
