@@ -516,6 +516,7 @@ INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
         # row's body looked up, until the page is full.
         ("category:authentication", "desc", "tenant ="),
         ("target_type:deal", "desc", "tenant ="),
+        ("-target_type:deal", "desc", "tenant ="),
         ("after:2020-01-05 before:2020-01-06", "desc", "occurred_us >="),
         ("after:2020-01-05 before:2020-01-06", "asc", "occurred_us >="),
         ("w42", "desc", "tsv @@"),

@@ -98,6 +98,8 @@ def actions(page_events: list[dict[str, Any]]) -> list[str]:
         ("ip:203.0.113.9", ["auth.login.failed", "auth.login.failed"]),
         ("target:deal-9", ["crm.task.created"]),
         ("target_type:crm_object", ["integration.data.retrieved"]),
+        ("-target:deal-9 category:workflow", ["workflow.failed", "alert.sent", "workflow.started"]),
+        ("-target_type:crm_object actor_type:integration", []),
         ("-actor_type:user -actor_type:agent", ["integration.data.retrieved"]),
         ("-integration:slack category:workflow", ["workflow.failed", "crm.task.created", "workflow.started"]),
         ("stalled", ["workflow.started", "assistant.query.submitted"]),

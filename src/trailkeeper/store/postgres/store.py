@@ -353,7 +353,7 @@ class PostgresStore(Store):
 
     def page(self, query: PageQuery) -> list[tuple[Position, Record]]:
         with self._connection() as conn:
-            purged_before, mark = read_marks(conn, query.tenant)
+            purged_before, mark = read_marks(conn, query.tenant, for_page=True)
             page = dataclasses.replace(query, filter=bounded(query.filter, purged_before))
             rows = conn.execute(*page_statement(page, mark)).fetchall()
         return [
