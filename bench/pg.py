@@ -69,22 +69,48 @@ def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dic
             while log.store.indexed_below("bench") < events:  # type: ignore[attr-defined]
                 time.sleep(0.01)
             indexed = events / (time.perf_counter() - began)
-            samples = []
-            for _ in range(101):
-                started = time.perf_counter()
-                log.search("bench", "actor:user-0042 after:2026-10-07 before:2026-10-08")
-                samples.append((time.perf_counter() - started) * 1000)
+            # The planner needs the new partitions' statistics to tell a rare filter from a
+            # common one. A server with autovacuum on (the default) gathers them within a
+            # minute of such a load; this machine's runs with it off, so gather them here.
+            with psycopg.connect(source_url, autocommit=True) as conn:
+                conn.execute("ANALYZE")
+            medians = {name: _median_ms(log, query) for name, query in SEARCHES.items()}
         floor = raw_copy(source_url, floor_url, events)
-    median = statistics.median(samples[1:])
     print(
         f"postgresql ingest: {events:,} events = {rate:,.0f} events/s "
         f"(batches of {BATCH}, {producers} producer(s), tree on)"
     )
     print(f"                   all indexed = {indexed:,.0f} events/s sustained")
     print(f"floor: the same rows COPY'd raw = {floor:,.0f} events/s; ratio {rate / floor:.2f}")
-    verdict = "meets" if median < 20 else "MISSES"
-    print(f"postgresql search, one actor and one day: median {median:.2f} ms ({verdict} the 20 ms target)")
-    return {"pg_ingest": rate, "pg_indexed": indexed, "pg_floor": floor, "pg_search_ms": median}
+    for name, median in medians.items():
+        verdict = "meets" if median < 20 else "MISSES"
+        print(f"postgresql search, {name}: median {median:.2f} ms ({verdict} the 20 ms target)")
+    return {
+        "pg_ingest": rate,
+        "pg_indexed": indexed,
+        "pg_floor": floor,
+        "pg_search_ms": medians["one actor and one day"],
+    }
+
+
+# The searches timed on the million, as `bench search` times them on SQLite, and filters
+# that many records match (a category, a target type), which a page reads in time order.
+SEARCHES = {
+    "one actor and one day": "actor:user-0042 after:2026-10-07 before:2026-10-08",
+    "a text term (one deal's name)": "deal01234",
+    "a category (a quarter of all events)": "category:authentication",
+    "a target type (a third)": "target_type:deal",
+    "first page, no filter": "",
+}
+
+
+def _median_ms(log: AuditLog, query: str) -> float:
+    samples = []
+    for _ in range(101):
+        started = time.perf_counter()
+        log.search("bench", query)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples[1:])  # the first plans the statement
 
 
 def raw_copy(source_url: str, target_url: str, events: int) -> float:
