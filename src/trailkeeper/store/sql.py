@@ -127,6 +127,11 @@ def where(
     clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}"]
     params: list[Any] = [tenant]
     if source.min_seq is not None:
+        if source.seq_from != "e":
+            # Keyed by (tenant, seq): without its own tenant condition, which the planner
+            # does not carry into it from ``e``, the table would be read whole for the tail.
+            clauses.append(f"{source.seq_from}.tenant = {p}")
+            params.append(tenant)
         clauses.append(f"{source.seq_from}.seq >= {p}")
         params.append(source.min_seq)
     if source.below_seq is not None:
