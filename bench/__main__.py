@@ -280,7 +280,7 @@ def verify(db: Path, workdir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "what", choices=["ingest", "search", "proofs", "verify", "console", "http", "pg", "all"]
+        "what", choices=["ingest", "search", "proofs", "verify", "console", "http", "pg", "pg-load", "all"]
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the database in this directory")
@@ -295,6 +295,11 @@ def main() -> None:
             from bench.pg import pg_bench
 
             pg_bench(args.events, args.producers)
+            return
+        if args.what == "pg-load":
+            from bench.pg import pg_load_bench
+
+            pg_load_bench(args.events)
             return
         if args.what == "http":
             from bench.http import http_ingest

@@ -151,3 +151,53 @@ def raw_copy(source_url: str, target_url: str, events: int) -> float:
                             copy.write(chunk)
             elapsed += time.perf_counter() - began
     return events / elapsed
+
+
+def pg_load_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
+    """Searches while one producer appends: ``python -m bench pg-load [--events N]``; what an
+    administrator sees during a burst.
+
+    Every 100 ms a thread runs the one-actor-and-one-day search and notes how many records
+    were past the index mark (found by seq, not through the search rows) when it began.
+    """
+    batches = [generate(start, min(BATCH, events - start), events) for start in range(0, events, BATCH)]
+    gc.freeze()
+    latencies: list[float] = []
+    behind: list[int] = []
+    with database(admin_url) as url, AuditLog.open(url, key_dir=f"/tmp/{url.rsplit('/', 1)[1]}-keys") as log:
+        store: Any = log.store
+        done = threading.Event()
+
+        def search() -> None:
+            while not done.is_set():
+                behind.append(store.tree_size("bench") - store.indexed_below("bench"))
+                started = time.perf_counter()
+                log.search("bench", SEARCHES["one actor and one day"])
+                latencies.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.1)
+
+        log.record_many("bench", batches[0])  # the tenant exists before the searches start
+        searcher = threading.Thread(target=search)
+        began = time.perf_counter()
+        searcher.start()
+        for batch in batches[1:]:
+            log.record_many("bench", batch)
+        rate = (events - len(batches[0])) / (time.perf_counter() - began)
+        done.set()
+        searcher.join()
+        # The floor: the same search once every record is copied, none read by seq.
+        while store.indexed_below("bench") < events:
+            time.sleep(0.01)
+        at_rest = _median_ms(log, SEARCHES["one actor and one day"])
+    latencies.sort()
+    median, p90 = statistics.median(latencies), latencies[int(len(latencies) * 0.9)]
+    print(f"postgresql ingest with searches every 100 ms: {events:,} events = {rate:,.0f} events/s")
+    print(
+        f"search while appending, one actor and one day: median {median:.1f} ms, p90 {p90:.1f} ms "
+        f"({len(latencies)} searches; records past the index mark: median {statistics.median(behind):,.0f}, "
+        f"most {max(behind):,})"
+    )
+    print(
+        f"floor: the same search, every record copied = median {at_rest:.2f} ms; ratio {median / at_rest:.1f}"
+    )
+    return {"pg_load_ingest": rate, "pg_load_search_ms": median, "pg_load_search_floor_ms": at_rest}
