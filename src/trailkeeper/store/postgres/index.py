@@ -98,13 +98,21 @@ def indexed_below(conn: Connection, tenant: str) -> int:
     return int(row[0]) if row else 0
 
 
+# Seconds between passes under load. Every search reads the records past the mark by seq,
+# so the mark's lag is what a search under load pays: with one pass a second, one producer
+# on two cores left 16,000-17,000 records behind it and a search by one actor took 117-128
+# ms; with four, 6,000-7,000 and 56-59 ms, the appends no slower (`python -m bench pg-load`,
+# and `python -m bench pg` without searches).
+PASS_INTERVAL = 0.25
+
+
 class Indexer:
     """Runs passes on a thread of its own, at most one per ``interval`` seconds once woken,
-    so that under load each pass copies a large batch; ``catch_up`` runs them until none is
-    left, for the owner that wants every record indexed now."""
+    so that under load each pass copies a batch; ``catch_up`` runs them until none is left,
+    for the owner that wants every record indexed now."""
 
     def __init__(
-        self, connection: Callable[[], AbstractContextManager[Connection]], *, interval: float = 1.0
+        self, connection: Callable[[], AbstractContextManager[Connection]], *, interval: float = PASS_INTERVAL
     ) -> None:
         self._connection = connection
         self._lock = threading.Lock()
