@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m bench ingest|search|proofs|verify|all [--events N] [--store URL]``.
+"""Benchmarks: ``python -m bench ingest|search|proofs|verify|console|http|pg|pg-load|all [--events N]``.
 
 Each prints its figure and, where the issue asks for one, a ratio against a floor measured in
 the same run on the same machine: for ingest, the very rows the log stored, inserted raw (no
