@@ -43,11 +43,26 @@ def database(admin_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dict[str, float]:
+def _batches(events: int) -> list[list[dict[str, Any]]]:
     batches = [generate(start, min(BATCH, events - start), events) for start in range(0, events, BATCH)]
     gc.freeze()  # the harness's input, out of the collector's reach (see bench.__main__.ingest)
+    return batches
+
+
+def _open(url: str) -> AuditLog:
+    return AuditLog.open(url, key_dir=f"/tmp/{url.rsplit('/', 1)[1]}-keys")
+
+
+def _wait_until_indexed(log: AuditLog, events: int) -> None:
+    """The search rows are copied in the background: wait until the last one is."""
+    while log.store.indexed_below("bench") < events:  # type: ignore[attr-defined]
+        time.sleep(0.01)
+
+
+def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dict[str, float]:
+    batches = _batches(events)
     with database(admin_url) as source_url, database(admin_url) as floor_url:
-        with AuditLog.open(source_url, key_dir=f"/tmp/{source_url.rsplit('/', 1)[1]}-keys") as log:
+        with _open(source_url) as log:
             # Each producer appends its share of the batches in order, each call waiting for
             # its commit; with several, the writer commits their batches together.
             def produce(mine: list[list[dict[str, Any]]]) -> None:
@@ -64,10 +79,8 @@ def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dic
                 thread.join()
             elapsed = time.perf_counter() - began
             rate = events / elapsed
-            # The search rows are copied in the background; searches read the records past
-            # the mark from the events table meanwhile.
-            while log.store.indexed_below("bench") < events:  # type: ignore[attr-defined]
-                time.sleep(0.01)
+            # Searches read the records past the mark from the events table meanwhile.
+            _wait_until_indexed(log, events)
             indexed = events / (time.perf_counter() - began)
             # The planner needs the new partitions' statistics to tell a rare filter from a
             # common one. A server with autovacuum on (the default) gathers them within a
@@ -75,8 +88,8 @@ def pg_bench(events: int, producers: int = 1, admin_url: str = ADMIN_URL) -> dic
             with psycopg.connect(source_url, autocommit=True) as conn:
                 conn.execute("ANALYZE")
             medians = {name: _median_ms(log, query) for name, query in SEARCHES.items()}
-            # Under load the newest records (about a second's appends) are past the index
-            # mark, and every search reads them by seq: a batch held back from the copy.
+            # Under load the newest records (those appended since the last copy) are past
+            # the index mark, and every search reads them by seq: a batch held back from it.
             log.store.indexer.pause()  # type: ignore[attr-defined]
             log.record_many("bench", generate(events, BATCH, events))
             medians[f"one actor and one day, the last {BATCH:,} not yet copied"] = _median_ms(
@@ -160,11 +173,10 @@ def pg_load_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
     Every 100 ms a thread runs the one-actor-and-one-day search and notes how many records
     were past the index mark (found by seq, not through the search rows) when it began.
     """
-    batches = [generate(start, min(BATCH, events - start), events) for start in range(0, events, BATCH)]
-    gc.freeze()
+    batches = _batches(events)
     latencies: list[float] = []
     behind: list[int] = []
-    with database(admin_url) as url, AuditLog.open(url, key_dir=f"/tmp/{url.rsplit('/', 1)[1]}-keys") as log:
+    with database(admin_url) as url, _open(url) as log:
         store: Any = log.store
         done = threading.Event()
 
@@ -186,8 +198,7 @@ def pg_load_bench(events: int, admin_url: str = ADMIN_URL) -> dict[str, float]:
         done.set()
         searcher.join()
         # The floor: the same search once every record is copied, none read by seq.
-        while store.indexed_below("bench") < events:
-            time.sleep(0.01)
+        _wait_until_indexed(log, events)
         at_rest = _median_ms(log, SEARCHES["one actor and one day"])
     latencies.sort()
     median, p90 = statistics.median(latencies), latencies[int(len(latencies) * 0.9)]

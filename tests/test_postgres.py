@@ -485,10 +485,15 @@ class _Reads:
     index_conditions: str
 
 
-def _reads_of_big_partitions(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> _Reads:
+def _plan(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Every node of the statement's plan."""
     row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
     assert row is not None
-    nodes = list(_plan_nodes(row[0][0]["Plan"]))
+    return list(_plan_nodes(row[0][0]["Plan"]))
+
+
+def _reads_of_big_partitions(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> _Reads:
+    nodes = _plan(conn, sql, params)
     on_big = [node for node in nodes if node.get("Relation Name") in BIG_TABLES]
     # A bitmap index scan names its index, not its table; partition indexes start with the
     # partition's name.
@@ -549,10 +554,8 @@ def test_a_count_finds_the_records_past_the_mark_by_seq(big_database: str, query
     # Under load a few records are always past the mark: a count must find them through
     # the leaves' key, not by reading every leaf of the tenant's log.
     with psycopg.connect(big_database) as conn:
-        sql, params = count_statement(parse_query(query), "big", "action", BIG_ROWS - 2_000)
-        row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
-    assert row is not None
-    on_leaves = [n for n in _plan_nodes(row[0][0]["Plan"]) if n.get("Relation Name") == "leaves"]
+        nodes = _plan(conn, *count_statement(parse_query(query), "big", "action", BIG_ROWS - 2_000))
+    on_leaves = [node for node in nodes if node.get("Relation Name") == "leaves"]
     assert on_leaves
     assert {node["Node Type"] for node in on_leaves} <= INDEX_SCANS, on_leaves
 
