@@ -44,7 +44,7 @@ from trailkeeper.store.postgres.reads import (
     read_marks,
     same_record,
 )
-from trailkeeper.store.postgres.rows import Rows, copy
+from trailkeeper.store.postgres.rows import copying
 from trailkeeper.store.postgres.schema import CHECKPOINT_LOCK_CLASS, Connection, migrate
 from trailkeeper.store.postgres.text import text_from_column
 from trailkeeper.store.sql import INDEX_COLUMN_NAMES, column_difference
@@ -173,13 +173,12 @@ class PostgresStore(Store):
             this_month = (now.year, now.month)
             self._ensure_partitions(months(requests) | {this_month, add_months(this_month, 1)})
             tenants = sorted({request.tenant for request in requests})
-            rows = Rows()
             try:
                 with self._connection() as conn, conn.transaction():
                     state = {tenant: lock_tenant(conn, tenant, requests, self._edges) for tenant in tenants}
-                    results = [place(request, state[request.tenant], rows) for request in requests]
+                    with copying(conn) as rows:
+                        results = [place(request, state[request.tenant], rows) for request in requests]
                     written = {tenant: write_tree(conn, tenant, state[tenant]) for tenant in tenants}
-                    copy(conn, rows)
             except BaseException:
                 # An edge is remembered only once committed: an edge of a rolled-back append
                 # would be taken for that of another server's append of the same size.
