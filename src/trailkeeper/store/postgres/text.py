@@ -89,7 +89,8 @@ def tsvector_text(text: str) -> bytes | None:
     count = len(found)
     if not count:
         return None
-    if count <= _MAX_POSITION and max(map(len, found)) <= _MAX_LEXEME_BYTES:
+    # A text of at most _SHORT_WORD characters has neither a word too long nor too many.
+    if len(text) <= _SHORT_WORD or (count <= _MAX_POSITION and max(map(len, found)) <= _MAX_LEXEME_BYTES):
         return b" ".join(map(bytes.__add__, found, _PLACE))
     # A word too long for a tsvector is left out; the places of the others stay.
     kept = [
