@@ -549,6 +549,22 @@ def test_main_filters_read_the_large_partition_through_their_index(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("query", ["ip:10.42.*", "w42", "target:deal-42", "actor:user-4*"])
+def test_a_page_looks_up_only_the_records_it_returns(big_database: str, query: str) -> None:
+    # Filters whose matches (a thousand for the prefixes) are found and sorted: their search
+    # rows are cut at the limit before any record's row is read, not each looked up first.
+    page = PageQuery("big", parse_query(query), "desc", 101, None, BIG_ROWS)
+    events = pg_store.partition_name("events", BIG_MONTH)
+    with psycopg.connect(big_database) as conn:
+        sql, params = page_statement(page, BIG_ROWS)
+        row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
+    assert row is not None
+    lookups = [node for node in _plan_nodes(row[0][0]["Plan"]) if node.get("Relation Name") == events]
+    assert lookups
+    assert sum(node["Actual Loops"] for node in lookups) <= 101
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("query", ["target:deal-42", "w42", "actor:user-42"])
 def test_a_count_finds_the_records_past_the_mark_by_seq(big_database: str, query: str) -> None:
     # Under load a few records are always past the mark: a count must find them through
@@ -668,6 +684,26 @@ def test_a_record_row_deleted_by_hand_is_missing_though_its_leaf_remains(log: Au
     assert (report.intact, report.problem, report.first_bad_seq) == (False, Problem.MISSING_RECORD, 5)
     assert log.store.purge("acme", pg_store.month_start_us(_month_back(0))) == 7
     assert log.verify("acme").intact  # the purge covers it now
+
+
+def test_a_search_walks_past_a_record_row_deleted_by_hand(log: AuditLog, url: str) -> None:
+    """A page looks up the records of the search rows it keeps: one whose row is gone is
+    skipped, and the page still holds as many records as a full page does, so the walk
+    goes on to the next."""
+    log.record_many("acme", [{**LOGIN, "description": f"visit {n}"} for n in range(9)])
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM events WHERE tenant = 'acme' AND seq = 6")
+    for query in ("actor:u1", "visit"):
+        seqs: list[int] = []
+        cursor = None
+        while True:
+            page = log.search("acme", query, limit=3, cursor=cursor)
+            seqs += [record["seq"] for record in page.events]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seqs == [8, 7, 5, 4, 3, 2, 1, 0]
 
 
 def test_a_target_row_changed_by_hand_is_a_changed_record(log: AuditLog, url: str) -> None:

@@ -98,6 +98,11 @@ class Source:
     # million records have). A short tail, whose list holds its own targets only, keeps
     # NOT IN.
     anti_join: bool = False
+    # Where set, a join that finds the record (alias ``record``) of each row a page keeps,
+    # made once the page's rows are chosen (alias ``k``, with the key columns tenant,
+    # occurred_us and seq): rows found from ``rows`` alone, sorted and cut at the limit,
+    # look up only the records the page returns. A record not found has a NULL body.
+    lookup: str | None = None
 
 
 TABLE = Source()
@@ -211,10 +216,10 @@ def _term(
     return f"{column} = {p}", [term.value]
 
 
-def order_by(order: str, *, sort_after: bool = False) -> str:
+def order_by(order: str, *, sort_after: bool = False, alias: str = "e") -> str:
     direction = "ASC" if order == "asc" else "DESC"
     plus = "+" if sort_after else ""
-    return f"{plus}e.occurred_us {direction}, {plus}e.seq {direction}"
+    return f"{plus}{alias}.occurred_us {direction}, {plus}{alias}.seq {direction}"
 
 
 def page_sql(
@@ -253,9 +258,19 @@ def page_sql(
         # seq index: it holds for nearly every row, and the filter's own index is the one.
         clause += f" AND +e.seq < {p}"
         params.append(query.below_seq)
+    record = source.record
+    if source.lookup is not None:
+        keys = (
+            f"SELECT e.tenant, e.occurred_us, e.seq FROM {source.rows} "
+            f"WHERE {clause} ORDER BY {order_by(query.order, sort_after=sort_after)} LIMIT {p}"
+        )
+        sql = (
+            f"SELECT k.occurred_us, k.seq, {record}.body, {record}.leaf_hash FROM ({keys}) k "
+            f"{source.lookup} ORDER BY {order_by(query.order, alias='k')}"
+        )
+        return sql, [*params, query.limit]
     # A page reads each row's body anyway, so this costs nothing here: a body removed by
     # hand after the purge mark (which verify reports) leaves a gap, not a failed search.
-    record = source.record
     clause += f" AND {record}.body IS NOT NULL"
     sql = (
         f"SELECT e.occurred_us, e.seq, {record}.body, {record}.leaf_hash FROM {source.rows} "

@@ -355,6 +355,8 @@ class PostgresStore(Store):
             purged_before, mark = read_marks(conn, query.tenant, for_page=True)
             page = dataclasses.replace(query, filter=bounded(query.filter, purged_before))
             rows = conn.execute(*page_statement(page, mark)).fetchall()
+            if any(body is None for _, _, body, _ in rows):
+                rows = conn.execute(*page_statement(page, mark, joined=True)).fetchall()
         return [
             (Position(int(o), int(s)), with_leaf_hash(bytes(body), bytes(leaf))) for o, s, body, leaf in rows
         ]
