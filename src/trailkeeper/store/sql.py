@@ -259,23 +259,23 @@ def page_sql(
         clause += f" AND +e.seq < {p}"
         params.append(query.below_seq)
     record = source.record
-    if source.lookup is not None:
-        keys = (
-            f"SELECT e.tenant, e.occurred_us, e.seq FROM {source.rows} "
-            f"WHERE {clause} ORDER BY {order_by(query.order, sort_after=sort_after)} LIMIT {p}"
-        )
-        sql = (
-            f"SELECT k.occurred_us, k.seq, {record}.body, {record}.leaf_hash FROM ({keys}) k "
-            f"{source.lookup} ORDER BY {order_by(query.order, alias='k')}"
-        )
-        return sql, [*params, query.limit]
-    # A page reads each row's body anyway, so this costs nothing here: a body removed by
-    # hand after the purge mark (which verify reports) leaves a gap, not a failed search.
-    clause += f" AND {record}.body IS NOT NULL"
+    body = f"{record}.body, {record}.leaf_hash"
+    if source.lookup is None:
+        # A page reads each row's body anyway, so this costs nothing here: a body removed by
+        # hand after the purge mark (which verify reports) leaves a gap, not a failed search.
+        clause += f" AND {record}.body IS NOT NULL"
+        columns = f"e.occurred_us, e.seq, {body}"
+    else:
+        columns = "e.tenant, e.occurred_us, e.seq"
     sql = (
-        f"SELECT e.occurred_us, e.seq, {record}.body, {record}.leaf_hash FROM {source.rows} "
+        f"SELECT {columns} FROM {source.rows} "
         f"WHERE {clause} ORDER BY {order_by(query.order, sort_after=sort_after)} LIMIT {p}"
     )
+    if source.lookup is not None:
+        sql = (
+            f"SELECT k.occurred_us, k.seq, {body} FROM ({sql}) k {source.lookup} "
+            f"ORDER BY {order_by(query.order, alias='k')}"
+        )
     return sql, [*params, query.limit]
 
 
