@@ -101,9 +101,10 @@ def indexed_below(conn: Connection, tenant: str) -> int:
 # Seconds between passes under load. Every search reads the records past the mark by seq,
 # so the mark's lag is what a search under load pays: with one pass a second, one producer
 # on two cores left 16,000-17,000 records behind it and a search by one actor took 117-128
-# ms; with four, 6,000-7,000 and 56-59 ms, the appends no slower (`python -m bench pg-load`,
-# and `python -m bench pg` without searches).
-PASS_INTERVAL = 0.25
+# ms; with four, 6,000-9,000 and 41-59 ms; with ten, 6,000 and 31-36 ms, the appends no
+# slower (`python -m bench pg-load`, and `python -m bench pg` without searches). Passes
+# then follow each other nearly at once: what is left behind is what one pass takes to copy.
+PASS_INTERVAL = 0.1
 
 
 class Indexer:
