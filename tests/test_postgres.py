@@ -548,20 +548,38 @@ def test_main_filters_read_the_large_partition_through_their_index(
     assert indexed in reads.index_conditions
 
 
+def _records_looked_up(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> int:
+    """How many times running the statement looks a record's row up in the large month."""
+    events = pg_store.partition_name("events", BIG_MONTH)
+    row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
+    assert row is not None
+    lookups = [node for node in _plan_nodes(row[0][0]["Plan"]) if node.get("Relation Name") == events]
+    assert lookups
+    return sum(int(node["Actual Loops"]) for node in lookups)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("query", ["ip:10.42.*", "w42", "target:deal-42", "actor:user-4*"])
 def test_a_page_looks_up_only_the_records_it_returns(big_database: str, query: str) -> None:
     # Filters whose matches (a thousand for the prefixes) are found and sorted: their search
     # rows are cut at the limit before any record's row is read, not each looked up first.
     page = PageQuery("big", parse_query(query), "desc", 101, None, BIG_ROWS)
-    events = pg_store.partition_name("events", BIG_MONTH)
     with psycopg.connect(big_database) as conn:
-        sql, params = page_statement(page, BIG_ROWS)
-        row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
-    assert row is not None
-    lookups = [node for node in _plan_nodes(row[0][0]["Plan"]) if node.get("Relation Name") == events]
-    assert lookups
-    assert sum(node["Actual Loops"] for node in lookups) <= 101
+        assert _records_looked_up(conn, *page_statement(page, BIG_ROWS)) <= 101
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "query", ["after:2020-01-05 before:2020-01-06 actor:user-42", "before:2020-01-06 w42"]
+)
+def test_a_page_bounded_in_time_skips_the_records_past_the_mark_outside_its_bounds(
+    big_database: str, query: str
+) -> None:
+    # The 2,000 records past the mark are the month's last: their leaves' times rule them
+    # out before their rows are looked up.
+    page = PageQuery("big", parse_query(query), "desc", 101, None, BIG_ROWS)
+    with psycopg.connect(big_database) as conn:
+        assert _records_looked_up(conn, *page_statement(page, BIG_ROWS - 2_000)) <= 101
 
 
 @pytest.mark.slow

@@ -154,14 +154,27 @@ def where(
         hide = "" if drive_by_text else "+"
         clauses.append(text_clause.replace("{record}", source.record).replace("{hide}", hide).replace("?", p))
         params.append(dialect.text_query(query_filter.text))
-    time = "+e.occurred_us" if source.by_seq else "e.occurred_us"
-    if query_filter.after_us is not None:
-        clauses.append(f"{time} >= {p}")
-        params.append(query_filter.after_us)
-    if query_filter.before_us is not None:
-        clauses.append(f"{time} < {p}")
-        params.append(query_filter.before_us)
+    for time in times_of(source):
+        if query_filter.after_us is not None:
+            clauses.append(f"{time} >= {p}")
+            params.append(query_filter.after_us)
+        if query_filter.before_us is not None:
+            clauses.append(f"{time} < {p}")
+            params.append(query_filter.before_us)
     return " AND ".join(clauses), params
+
+
+def times_of(source: Source) -> list[str]:
+    """The expressions of a record's time that bounds on it are put on: its row's, and,
+    where a short tail is found by seq in a table of its own that holds each record's time
+    too (PostgreSQL's leaves), that table's, so that a record outside them is not looked
+    up at all. The unary plus keeps the planner from reading a bound as a way to the rows."""
+    if not source.by_seq:
+        return ["e.occurred_us"]
+    times = ["+e.occurred_us"]
+    if source.seq_from != "e":
+        times.append(f"+{source.seq_from}.occurred_us")
+    return times
 
 
 def _match(column: str, term: Term, p: str) -> tuple[str, list[Any]]:
@@ -253,6 +266,9 @@ def page_sql(
         comparison = ">" if query.order == "asc" else "<"
         clause += f" AND ({plus}e.occurred_us, {plus}e.seq) {comparison} ({p}, {p})"
         params += [query.after.occurred_us, query.after.seq]
+        if source.by_seq and source.seq_from != "e":  # see times_of
+            clause += f" AND (+{source.seq_from}.occurred_us, +{source.seq_from}.seq) {comparison} ({p}, {p})"
+            params += [query.after.occurred_us, query.after.seq]
     if query.below_seq is not None:
         # The unary plus keeps the planner from reading this bound as a reason to walk the
         # seq index: it holds for nearly every row, and the filter's own index is the one.
