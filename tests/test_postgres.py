@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from pg import require_postgres, reset_database, temporary_database
 from trailkeeper import AuditLog, merkle, tiles
-from trailkeeper.events import prepare_batch
+from trailkeeper.events import prepare_batch, time_us
 from trailkeeper.query import parse_query
 from trailkeeper.store import postgres as pg_store
 from trailkeeper.store.base import AppendRequest, PageQuery, StoredCheckpoint
@@ -689,6 +689,33 @@ def test_dropping_an_old_month_keeps_the_tree_and_late_events_of_it_still_land(
     consistency = _proof_hashes(log.consistency_proof("beta", 7, 9))
     merkle.verify_consistency(7, 9, consistency, earlier_root, root)
     assert log.verify("beta").intact
+
+
+def test_an_append_whose_rows_fail_midway_leaves_nothing(log: AuditLog, url: str) -> None:
+    """The records' rows are sent while they are made: a row the server refuses halfway
+    through a batch (here one planted by hand where the batch's 450th record goes) rolls the
+    whole batch back, and the next batch takes the seqs it would have had."""
+    log.record("acme", **LOGIN)
+    when = _in_month(0, day=1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO events (tenant, seq, occurred_us, leaf_hash, body, category, action, outcome, "
+            "actor_type, actor_id) VALUES ('acme', 450, %s, '', '', 'system', 'a.b', 'success', 'user', 'u')",
+            (time_us(when),),
+        )
+    events = [{**LOGIN, "occurred_at": when, "actor": {"type": "user", "id": f"u{i}"}} for i in range(500)]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        log.record_many("acme", events)
+    assert log.store.tree_size("acme") == 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM leaves WHERE tenant = 'acme'").fetchone() == (1,)
+        conn.execute("DELETE FROM events WHERE tenant = 'acme' AND seq = 450")
+    records = log.record_many("acme", events[:3])
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    log.store.indexer.catch_up()  # type: ignore[attr-defined]
+    found = log.search("acme", "actor:u*", order="asc").events
+    assert [r["actor"]["id"] for r in found] == ["u0", "u1", "u2", "u1"]  # by time: the first is now
+    assert log.verify("acme").intact
 
 
 def test_a_record_row_deleted_by_hand_is_missing_though_its_leaf_remains(log: AuditLog, url: str) -> None:
