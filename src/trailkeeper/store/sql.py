@@ -165,16 +165,19 @@ def where(
 
 
 def times_of(source: Source) -> list[str]:
-    """The expressions of a record's time that bounds on it are put on: its row's, and,
-    where a short tail is found by seq in a table of its own that holds each record's time
-    too (PostgreSQL's leaves), that table's, so that a record outside them is not looked
-    up at all. The unary plus keeps the planner from reading a bound as a way to the rows."""
+    """The expressions of a record's time that bounds on it are put on: its row's, and its
+    tail table's (see :func:`tail_table`). The unary plus keeps the planner from reading a
+    bound as a way to the rows."""
     if not source.by_seq:
         return ["e.occurred_us"]
-    times = ["+e.occurred_us"]
-    if source.seq_from != "e":
-        times.append(f"+{source.seq_from}.occurred_us")
-    return times
+    return ["+e.occurred_us"] + [f"+{alias}.occurred_us" for alias in tail_table(source)]
+
+
+def tail_table(source: Source) -> list[str]:
+    """The alias of the table a short tail is found in by seq, where it is not the rows' own
+    and holds each record's time and seq too (PostgreSQL's leaves): bounds on time and a
+    page's cursor hold there as well, so that a record outside them is not looked up."""
+    return [source.seq_from] if source.by_seq and source.seq_from != "e" else []
 
 
 def _match(column: str, term: Term, p: str) -> tuple[str, list[Any]]:
@@ -266,8 +269,8 @@ def page_sql(
         comparison = ">" if query.order == "asc" else "<"
         clause += f" AND ({plus}e.occurred_us, {plus}e.seq) {comparison} ({p}, {p})"
         params += [query.after.occurred_us, query.after.seq]
-        if source.by_seq and source.seq_from != "e":  # see times_of
-            clause += f" AND (+{source.seq_from}.occurred_us, +{source.seq_from}.seq) {comparison} ({p}, {p})"
+        for alias in tail_table(source):
+            clause += f" AND (+{alias}.occurred_us, +{alias}.seq) {comparison} ({p}, {p})"
             params += [query.after.occurred_us, query.after.seq]
     if query.below_seq is not None:
         # The unary plus keeps the planner from reading this bound as a reason to walk the
