@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import os
+import random
 import signal
 import socket
 import subprocess
