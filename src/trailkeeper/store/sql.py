@@ -132,10 +132,10 @@ def where(
     clauses = [f"{'+' if drive_by_text else ''}e.tenant = {p}"]
     params: list[Any] = [tenant]
     if source.min_seq is not None:
-        if source.seq_from != "e":
+        for alias in tail_table(source):
             # Keyed by (tenant, seq): without its own tenant condition, which the planner
             # does not carry into it from ``e``, the table would be read whole for the tail.
-            clauses.append(f"{source.seq_from}.tenant = {p}")
+            clauses.append(f"{alias}.tenant = {p}")
             params.append(tenant)
         clauses.append(f"{source.seq_from}.seq >= {p}")
         params.append(source.min_seq)
@@ -175,8 +175,9 @@ def times_of(source: Source) -> list[str]:
 
 def tail_table(source: Source) -> list[str]:
     """The alias of the table a short tail is found in by seq, where it is not the rows' own
-    and holds each record's time and seq too (PostgreSQL's leaves): bounds on time and a
-    page's cursor hold there as well, so that a record outside them is not looked up."""
+    and holds each record's tenant, time and seq too (PostgreSQL's leaves): the tenant, the
+    bounds on time and a page's cursor hold there as well, so that the table is read by its
+    key and a record outside them is not looked up."""
     return [source.seq_from] if source.by_seq and source.seq_from != "e" else []
 
 
