@@ -14,7 +14,7 @@ from trailkeeper.query import Filter
 from trailkeeper.store.base import PageQuery
 from trailkeeper.store.postgres.schema import Connection
 from trailkeeper.store.postgres.text import column_text, tsquery_text
-from trailkeeper.store.sql import TABLE, Dialect, Source, count_sql, page_sql
+from trailkeeper.store.sql import TABLE, Dialect, Source, count_sql, order_by, page_sql
 
 DIALECT = Dialect(
     placeholder="%s",
@@ -122,10 +122,9 @@ def page_statement(query: PageQuery, mark: int, *, joined: bool = False) -> tupl
     statements = page_statements(query, mark, joined=joined)
     if len(statements) == 1:
         return statements[0]
-    direction = "ASC" if query.order == "asc" else "DESC"
     sql = (
         "SELECT * FROM (" + " UNION ALL ".join(f"({sql})" for sql, _ in statements) + ") AS page "
-        f"ORDER BY occurred_us {direction}, seq {direction} LIMIT %s"
+        f"ORDER BY {order_by(query.order, alias='page')} LIMIT %s"
     )
     return sql, [value for _, params in statements for value in params] + [query.limit]
 
