@@ -486,9 +486,11 @@ class _Reads:
     index_conditions: str
 
 
-def _plan(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """Every node of the statement's plan."""
-    row = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+def _plan(
+    conn: psycopg.Connection[Any], sql: str, params: list[Any], *, analyze: bool = False
+) -> list[dict[str, Any]]:
+    """Every node of the statement's plan; with ``analyze``, run, with what each node did."""
+    row = conn.execute(f"EXPLAIN ({'ANALYZE, ' if analyze else ''}FORMAT JSON) {sql}", params).fetchone()
     assert row is not None
     return list(_plan_nodes(row[0][0]["Plan"]))
 
@@ -552,9 +554,7 @@ def test_main_filters_read_the_large_partition_through_their_index(
 def _records_looked_up(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> int:
     """How many times running the statement looks a record's row up in the large month."""
     events = pg_store.partition_name("events", BIG_MONTH)
-    row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).fetchone()
-    assert row is not None
-    lookups = [node for node in _plan_nodes(row[0][0]["Plan"]) if node.get("Relation Name") == events]
+    lookups = [node for node in _plan(conn, sql, params, analyze=True) if node.get("Relation Name") == events]
     assert lookups
     return sum(int(node["Actual Loops"]) for node in lookups)
 
