@@ -721,14 +721,9 @@ def test_pages_are_the_same_whatever_part_of_the_log_is_copied(log: AuditLog, ur
     ]
 
     def walk(query: str) -> list[int]:
-        seqs: list[int] = []
-        cursor = None
-        while True:
-            page = log.search("acme", query, limit=7, cursor=cursor, order=order)
-            seqs += [record["seq"] for record in page.events]
-            if page.next_cursor is None:
-                return seqs
-            cursor = page.next_cursor
+        return [
+            record["seq"] for record in log.iter_search("acme", log.filter(query), order=order, page_size=7)
+        ]
 
     with psycopg.connect(url) as conn:
         pg_store.index_pass(conn, rows=25)
@@ -789,14 +784,7 @@ def test_a_search_walks_past_a_record_row_deleted_by_hand(log: AuditLog, url: st
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM events WHERE tenant = 'acme' AND seq = 6")
     for query in ("actor:u1", "visit"):
-        seqs: list[int] = []
-        cursor = None
-        while True:
-            page = log.search("acme", query, limit=3, cursor=cursor)
-            seqs += [record["seq"] for record in page.events]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        seqs = [record["seq"] for record in log.iter_search("acme", log.filter(query), page_size=3)]
         assert seqs == [8, 7, 5, 4, 3, 2, 1, 0]
 
 
